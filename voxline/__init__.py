@@ -1,0 +1,1 @@
+"""Voxline: a self-hosted XTTS voice server."""
