@@ -34,6 +34,11 @@ class AudioPipeline:
         self._encoder = _make_encoder(spec)
         self._finished = False
 
+    @property
+    def process_id(self) -> int | None:
+        """Return the ffmpeg encoder's process id, or None when encoding runs in-process."""
+        return getattr(self._encoder, "pid", None)
+
     def header(self) -> bytes:
         """Return the bytes to send before any audio (a streaming WAV header, else empty)."""
         return self._encoder.header()
