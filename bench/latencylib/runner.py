@@ -1,0 +1,190 @@
+"""Run benchmark cells: a workload at a concurrency level (closed loop) or arrival rate (open)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .client import RequestResult, Target, stream_tts
+from .schedule import poisson_schedule
+from .stats import describe
+from .texts import BenchText, estimate_gpt_tokens
+
+
+@dataclass(frozen=True)
+class RequestPlan:
+    """How every request of the run is built."""
+
+    speaker: str | None = None
+    sample_rate: int | None = None
+    params: dict[str, object] = field(default_factory=dict)  # top_k, temperature, ...
+    seed: int | None = 1234  # request i of a cell gets seed + i; None sends none
+    force_length: bool = False
+    max_tokens_cap: int | None = None
+    timeout_s: float = 300.0
+    prebuffer_s: float = 0.0
+
+    def payload(self, text: BenchText, index: int) -> tuple[dict[str, object], int | None]:
+        """The JSON body of request `index` and the GPT length it forces (None: not forced)."""
+        body: dict[str, object] = {"text": text.text, "language": text.language, "format": "pcm"}
+        if self.speaker:
+            body["speaker"] = self.speaker
+        if self.sample_rate:
+            body["sample_rate"] = self.sample_rate
+        body.update(self.params)
+        if self.seed is not None:
+            body["seed"] = self.seed + index
+        tokens = None
+        if self.force_length:
+            tokens = estimate_gpt_tokens(text.text, text.language, self.max_tokens_cap)
+            body["min_new_tokens"] = tokens
+            body["max_new_tokens"] = tokens
+        return body, tokens
+
+
+@dataclass
+class Cell:
+    """One workload × level measurement."""
+
+    workload: str
+    mode: str  # "closed" (level = concurrency) or "open" (level = Poisson rate, requests/s)
+    level: float
+    requests: list[RequestResult] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def summary(self) -> dict[str, object]:
+        """Percentiles and totals over the requests that succeeded; errors counted apart."""
+        ok = [r for r in self.requests if r.ok]
+        rejected = [r for r in self.requests if r.status == 503]
+        audio = sum(r.audio_s for r in ok)
+        return {
+            "requests": len(self.requests),
+            "ok": len(ok),
+            "errors": len(self.requests) - len(ok) - len(rejected),
+            "rejected_503": len(rejected),
+            "wall_s": self.wall_s,
+            "audio_s": audio,
+            "throughput_audio_s_per_s": audio / self.wall_s if self.wall_s > 0 else None,
+            "ttfa_s": describe([r.ttfa_s for r in ok if r.ttfa_s is not None]),
+            "ttlb_s": describe([r.ttlb_s for r in ok if r.ttlb_s is not None]),
+            "rtf": describe([r.rtf for r in ok if r.rtf is not None]),
+            "audio_s_per_request": describe([r.audio_s for r in ok]),
+            "gap_max_s": describe([r.gap_max_s for r in ok if r.gap_max_s is not None]),
+            "underruns": describe([r.underruns for r in ok]),
+            "stall_s": describe([r.stall_s for r in ok]),
+            "requests_with_underrun": sum(1 for r in ok if r.underruns > 0),
+            "send_lag_s": describe(
+                [r.sent_s - r.scheduled_s for r in self.requests if r.scheduled_s is not None]
+            ),
+        }
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "workload": self.workload,
+            "mode": self.mode,
+            "level": self.level,
+            "wall_s": self.wall_s,
+            "summary": self.summary(),
+        }
+
+
+def _new_result(cell: Cell, index: int, text: BenchText, tokens: int | None) -> RequestResult:
+    return RequestResult(
+        index=index,
+        workload=cell.workload,
+        mode=cell.mode,
+        level=cell.level,
+        text_id=text.id,
+        language=text.language,
+        chars=len(text.text),
+        forced_tokens=tokens,
+    )
+
+
+def run_closed(
+    target: Target,
+    plan: RequestPlan,
+    texts: list[BenchText],
+    workload: str,
+    concurrency: int,
+    count: int,
+    on_done: Callable[[RequestResult], None] | None = None,
+) -> Cell:
+    """`concurrency` clients each send their next request as soon as the last one ends."""
+    if concurrency < 1 or not texts:
+        raise ValueError("need concurrency >= 1 and at least one text")
+    cell = Cell(workload, "closed", concurrency)
+    results: list[RequestResult | None] = [None] * count
+    lock = threading.Lock()
+    next_index = iter(range(count))
+    start = time.perf_counter()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                index = next(next_index, None)
+            if index is None:
+                return
+            text = texts[index % len(texts)]
+            body, tokens = plan.payload(text, index)
+            result = _new_result(cell, index, text, tokens)
+            result.sent_s = time.perf_counter() - start
+            stream_tts(target, body, result, plan.timeout_s, prebuffer_s=plan.prebuffer_s)
+            results[index] = result
+            if on_done:
+                on_done(result)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    cell.wall_s = time.perf_counter() - start
+    cell.requests = [r for r in results if r is not None]
+    return cell
+
+
+def run_open(
+    target: Target,
+    plan: RequestPlan,
+    texts: list[BenchText],
+    workload: str,
+    rate_per_s: float,
+    count: int,
+    seed: int,
+    on_done: Callable[[RequestResult], None] | None = None,
+) -> Cell:
+    """Send `count` requests at Poisson arrival times, whether or not earlier ones finished."""
+    if not texts:
+        raise ValueError("need at least one text")
+    cell = Cell(workload, "open", rate_per_s)
+    offsets = poisson_schedule(rate_per_s, count, seed)
+    results: list[RequestResult | None] = [None] * count
+    threads: list[threading.Thread] = []
+    start = time.perf_counter()
+
+    def send(index: int, result: RequestResult, body: dict[str, object]) -> None:
+        result.sent_s = time.perf_counter() - start
+        stream_tts(target, body, result, plan.timeout_s, prebuffer_s=plan.prebuffer_s)
+        results[index] = result
+        if on_done:
+            on_done(result)
+
+    for index, offset in enumerate(offsets):
+        text = texts[index % len(texts)]
+        body, tokens = plan.payload(text, index)
+        result = _new_result(cell, index, text, tokens)
+        result.scheduled_s = offset
+        delay = offset - (time.perf_counter() - start)
+        if delay > 0:
+            time.sleep(delay)
+        thread = threading.Thread(target=send, args=(index, result, body), daemon=True)
+        thread.start()
+        threads.append(thread)
+    for t in threads:
+        t.join()
+    cell.wall_s = time.perf_counter() - start
+    cell.requests = [r for r in results if r is not None]
+    return cell

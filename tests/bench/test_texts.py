@@ -1,0 +1,47 @@
+"""The fixed text set and the text → GPT length estimate."""
+
+import pytest
+from latencylib.texts import (
+    GPT_TOKENS_PER_SECOND,
+    WORKLOADS,
+    estimate_gpt_tokens,
+    estimate_speech_seconds,
+    load_text_set,
+)
+
+# XTTS's per-language sentence limits (coqui-tts tokenizer char_limits) for the set's languages.
+XTTS_CHAR_LIMITS = {"en": 250, "de": 253, "fr": 273, "es": 239}
+
+
+def test_v1_has_every_workload_and_some_non_english_lines():
+    ts = load_text_set("v1")
+    assert ts.version == "v1"
+    for w in WORKLOADS:
+        assert ts.select(w, {"en"}), w
+        assert any(t.language != "en" for t in ts.select(w)), w
+    assert set(ts.languages()) == set(XTTS_CHAR_LIMITS)
+
+
+def test_v1_workload_shapes():
+    ts = load_text_set("v1")
+    for t in ts.select("short"):
+        assert 5 <= len(t.text.split()) <= 15, t.id
+    for t in ts.select("medium"):
+        assert 2 <= sum(t.text.count(c) for c in ".?!") <= 3, t.id
+    for t in ts.select("long"):
+        assert len(t.text) > 200, t.id
+
+
+def test_every_text_fits_one_xtts_generation():
+    # Longer texts would be split by the server, and a forced length would apply to each part.
+    for t in load_text_set("v1").texts:
+        assert len(t.text) <= XTTS_CHAR_LIMITS[t.language], t.id
+
+
+def test_token_estimate():
+    assert GPT_TOKENS_PER_SECOND == pytest.approx(21.53, abs=0.01)
+    text = "x" * 140  # 10 s of English
+    assert estimate_speech_seconds(text, "en") == 10.0
+    assert estimate_gpt_tokens(text, "en") == 216
+    assert estimate_gpt_tokens(text, "en", cap=37) == 37
+    assert estimate_gpt_tokens("", "en") == 1
