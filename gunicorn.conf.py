@@ -1,0 +1,23 @@
+"""Gunicorn settings for Voxline: one process, many threads, one model."""
+
+import os
+
+# One worker only: every worker process loads its own copy of the model (GPU memory, RAM and
+# startup time multiply) and requests in different workers would not share one queue.
+workers = 1
+worker_class = "gthread"
+# One thread per open request: streams in progress plus those waiting in the synthesis queue.
+threads = int(os.environ.get("VOXLINE_THREADS", "16"))
+bind = os.environ.get("VOXLINE_BIND", "127.0.0.1:8020")
+# No preload: the app (and CUDA) must initialise inside the worker, never before fork.
+preload_app = False
+# A long stream is one request: the worker timeout only has to cover a stuck worker, and
+# gthread workers heartbeat from their main loop, so streams of any length can finish.
+timeout = int(os.environ.get("VOXLINE_WORKER_TIMEOUT", "120"))
+graceful_timeout = int(os.environ.get("VOXLINE_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("VOXLINE_LOG_LEVEL", "info")
+# %(M)s is the request time in milliseconds.
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'

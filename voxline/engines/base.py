@@ -1,0 +1,86 @@
+"""The small interface every speech engine offers the server."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+# Conditioning of one voice: plain named arrays, so the voice bank can cache them without
+# pickle and without importing torch.
+Conditioning = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One reference recording of a voice: mono float32 samples at their own rate."""
+
+    samples: np.ndarray
+    sample_rate: int
+    source: str
+
+
+@dataclass(frozen=True)
+class SynthesisParams:
+    """Validated sampling parameters of one request (engines ignore those they lack)."""
+
+    temperature: float = 0.75
+    top_k: int = 50
+    top_p: float = 0.85
+    repetition_penalty: float = 5.0
+    length_penalty: float = 1.0
+    speed: float = 1.0
+    stream_chunk_size: int = 20
+    seed: int | None = None
+    # Forcing the GPT output length makes random-weight checkpoints usable for tests and
+    # latency benchmarks; real voices leave both unset.
+    min_new_tokens: int | None = None
+    max_new_tokens: int | None = None
+
+
+class EngineError(RuntimeError):
+    """The engine could not be loaded or could not synthesise."""
+
+
+class Engine(ABC):
+    """A loaded speech model: call `stream` from one thread at a time (the scheduler's job)."""
+
+    name: str = "engine"
+    sample_rate: int = 24000
+    languages: tuple[str, ...] = ("en",)
+    device: str = "cpu"
+    can_clone: bool = False
+
+    @property
+    def model_id(self) -> str:
+        """An identity of the loaded weights: part of every voice-cache key."""
+        return self.name
+
+    def builtin_voices(self) -> dict[str, Conditioning]:
+        """Voices that come with the model itself (studio speakers, Piper voices)."""
+        return {}
+
+    def compute_conditioning(self, clips: list[Clip]) -> Conditioning:
+        """Turn reference clips into the conditioning `stream` takes."""
+        raise EngineError(f"the {self.name} engine cannot clone voices")
+
+    def sentence_limit(self, language: str) -> int:
+        """Longest text, in characters, that one `stream` call takes safely."""
+        return 250
+
+    @abstractmethod
+    def stream(
+        self, text: str, voice: Conditioning, language: str, params: SynthesisParams
+    ) -> Iterator[np.ndarray]:
+        """Yield float32 mono chunks at `sample_rate` while they are generated."""
+
+    def warmup(self, voice: Conditioning) -> None:
+        """Run one short synthesis so the first real request does not pay for lazy setup."""
+        for _ in self.stream("Hello.", voice, self.languages[0], SynthesisParams()):
+            pass
+
+    def info(self) -> dict[str, object]:
+        """Facts for /health."""
+        return {"engine": self.name, "device": self.device, "sample_rate": self.sample_rate}

@@ -1,0 +1,196 @@
+"""Coqui XTTS v2 through coqui-tts: loads once, clones voices, streams while it generates."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from voxline.engines.base import Clip, Conditioning, Engine, EngineError, SynthesisParams
+
+logger = logging.getLogger(__name__)
+
+COND_RATE = 22050  # XTTS computes its conditioning from 22.05 kHz audio
+
+
+def choose_device(requested: str, cuda_available: bool) -> str:
+    """Pick the torch device: CUDA when asked or when auto finds it."""
+    if requested == "cuda" and not cuda_available:
+        raise EngineError("VOXLINE_DEVICE=cuda but CUDA is not available")
+    if requested == "auto":
+        return "cuda" if cuda_available else "cpu"
+    return requested
+
+
+def choose_deepspeed(mode: str, device: str, importable: bool) -> bool:
+    """DeepSpeed only runs XTTS on CUDA; `on` without it is a configuration error."""
+    if mode == "off":
+        return False
+    if device != "cuda" or not importable:
+        if mode == "on":
+            why = "CUDA" if device != "cuda" else "the deepspeed package"
+            raise EngineError(f"VOXLINE_DEEPSPEED=on needs {why}")
+        return False
+    return True
+
+
+def _deepspeed_importable() -> bool:
+    try:
+        import deepspeed  # noqa: F401
+    except Exception:  # ImportError, or a broken CUDA toolchain at import time
+        return False
+    return True
+
+
+class XttsEngine(Engine):
+    """XTTS v2: 17 languages, voice cloning from reference clips, 24 kHz output."""
+
+    name = "xtts"
+    sample_rate = 24000
+    can_clone = True
+
+    def __init__(
+        self, checkpoint_dir: Path, device: str = "auto", deepspeed: str = "auto",
+        fp16: bool = False,
+    ) -> None:
+        import torch
+        from TTS.tts.configs.xtts_config import XttsConfig
+        from TTS.tts.models.xtts import Xtts
+
+        self._torch = torch
+        self.device = choose_device(device, torch.cuda.is_available())
+        want_ds = choose_deepspeed(deepspeed, self.device, _deepspeed_importable())
+        if fp16 and self.device != "cuda":
+            raise EngineError("VOXLINE_FP16=1 needs CUDA")
+        self.fp16 = fp16
+        config = XttsConfig()
+        config.load_json(str(checkpoint_dir / "config.json"))
+        self.config = config
+        model = Xtts.init_from_config(config)
+        model.load_checkpoint(
+            config, checkpoint_dir=str(checkpoint_dir), eval=True, use_deepspeed=False
+        )
+        model.to(self.device)
+        self.deepspeed = want_ds and self._enable_deepspeed(model)
+        self.model = model
+        self.sample_rate = int(config.model_args.output_sample_rate or 24000)
+        self.languages = tuple(config.languages)
+        self._model_id = _checkpoint_identity(checkpoint_dir)
+        logger.info(
+            "XTTS loaded from %s on %s (deepspeed %s, fp16 %s)",
+            checkpoint_dir, self.device, "on" if self.deepspeed else "off", fp16,
+        )
+
+    @staticmethod
+    def _enable_deepspeed(model) -> bool:
+        try:
+            model.gpt.init_gpt_for_inference(kv_cache=True, use_deepspeed=True)
+        except Exception as exc:
+            # Seen on CPU: "This op had not been implemented on CPU backend". Plain inference
+            # recovers without a reload.
+            logger.warning("DeepSpeed init failed (%s); using plain inference", exc)
+            model.gpt.init_gpt_for_inference(kv_cache=True, use_deepspeed=False)
+            return False
+        return True
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    def info(self) -> dict[str, object]:
+        return {**super().info(), "deepspeed": self.deepspeed, "fp16": self.fp16}
+
+    def sentence_limit(self, language: str) -> int:
+        return int(self.model.tokenizer.char_limits.get(language, 250))
+
+    def builtin_voices(self) -> dict[str, Conditioning]:
+        manager = getattr(self.model, "speaker_manager", None)
+        if manager is None:
+            return {}
+        return {
+            name: {
+                "gpt_cond_latent": entry["gpt_cond_latent"].float().cpu().numpy(),
+                "speaker_embedding": entry["speaker_embedding"].float().cpu().numpy(),
+            }
+            for name, entry in manager.speakers.items()
+        }
+
+    def compute_conditioning(self, clips: list[Clip]) -> Conditioning:
+        torch = self._torch
+        max_ref = int(getattr(self.config, "max_ref_len", 30))
+        audios = []
+        embeddings = []
+        with torch.inference_mode():
+            for clip in clips:
+                audio = soxr.resample(clip.samples, clip.sample_rate, COND_RATE, quality="HQ")
+                tensor = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+                tensor = tensor[None, : COND_RATE * max_ref].to(self.device)
+                embeddings.append(self.model.get_speaker_embedding(tensor, COND_RATE))
+                audios.append(tensor)
+            latent = self.model.get_gpt_cond_latents(
+                torch.cat(audios, dim=-1), COND_RATE,
+                length=int(getattr(self.config, "gpt_cond_len", 30)),
+                chunk_length=int(getattr(self.config, "gpt_cond_chunk_len", 4)),
+            )
+            embedding = torch.stack(embeddings).mean(dim=0)
+        return {
+            "gpt_cond_latent": latent.float().cpu().numpy(),
+            "speaker_embedding": embedding.float().cpu().numpy(),
+        }
+
+    def stream(
+        self, text: str, voice: Conditioning, language: str, params: SynthesisParams
+    ) -> Iterator[np.ndarray]:
+        torch = self._torch
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        extra = {}
+        if params.max_new_tokens is not None:
+            extra["max_new_tokens"] = params.max_new_tokens
+        if params.min_new_tokens is not None:
+            extra["min_new_tokens"] = params.min_new_tokens
+        latent = torch.from_numpy(np.asarray(voice["gpt_cond_latent"])).to(self.device)
+        embedding = torch.from_numpy(np.asarray(voice["speaker_embedding"])).to(self.device)
+        chunks = self.model.inference_stream(
+            text, language, latent, embedding,
+            stream_chunk_size=params.stream_chunk_size,
+            temperature=params.temperature,
+            length_penalty=params.length_penalty,
+            repetition_penalty=params.repetition_penalty,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            speed=params.speed,
+            enable_text_splitting=False,  # the server splits text itself
+            **extra,
+        )
+        autocast = (
+            torch.autocast("cuda", dtype=torch.float16) if self.fp16 else contextlib.nullcontext()
+        )
+        try:
+            while True:
+                with autocast:
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    return
+                yield chunk.float().cpu().numpy().reshape(-1)
+        finally:
+            chunks.close()
+
+
+def _checkpoint_identity(folder: Path) -> str:
+    """A cheap, content-based identity: config and vocab bytes plus the weights' size and head."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "vocab.json"):
+        digest.update((folder / name).read_bytes())
+    weights = folder / "model.pth"
+    digest.update(str(weights.stat().st_size).encode())
+    with weights.open("rb") as fh:
+        digest.update(fh.read(1 << 20))
+        fh.seek(max(0, weights.stat().st_size - (1 << 20)))
+        digest.update(fh.read())
+    return "xtts:" + digest.hexdigest()[:16]

@@ -1,0 +1,42 @@
+"""The application factory: gunicorn runs `app:create_app()`; tests pass a config."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from voxline.settings import Settings
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. `config` may hold `settings` (Settings or a mapping of fields), an
+    `engine` instance to serve instead of loading one, and `background` (load in a thread,
+    default True)."""
+    from voxline.server.routes import bp
+    from voxline.server.services import Services
+
+    config = dict(config or {})
+    settings = config.get("settings")
+    if settings is None:
+        settings = Settings.from_env()
+    elif not isinstance(settings, Settings):
+        settings = Settings.from_mapping(dict(settings))
+    _configure_logging()
+    app = Flask("voxline")
+    app.json.sort_keys = False
+    services = Services(settings, engine=config.get("engine"))
+    app.extensions["voxline"] = services
+    app.register_blueprint(bp)
+    services.start(background=config.get("background", True))
+    return app
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )

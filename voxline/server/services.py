@@ -1,0 +1,119 @@
+"""What the routes need at run time: engine, voices, scheduler, and the startup state."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from voxline.audio import LevelPolicy, parse_level_policy
+from voxline.engines.base import Engine, EngineError, SynthesisParams
+from voxline.engines.select import choose_engine, load_engine
+from voxline.engines.xtts_weights import describe_weights, preflight
+from voxline.scheduler import Scheduler
+from voxline.settings import Settings
+from voxline.voices.bank import VoiceBank
+
+logger = logging.getLogger(__name__)
+
+
+class Services:
+    """Loads the engine and voices once (in the background), then serves them."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.level: LevelPolicy = parse_level_policy(settings.level)
+        self.scheduler = Scheduler(settings.max_queue, settings.queue_timeout_s)
+        self.defaults = SynthesisParams()
+        self.engine = engine
+        self.voices: VoiceBank | None = None
+        self.state = "starting"
+        self.error: str | None = None
+        self.started = time.monotonic()
+        self.startup_s: float | None = None
+        self._ready = threading.Event()
+        if engine is not None:
+            self.engine_name, self.engine_reason = engine.name, "injected"
+        else:
+            # Cheap checks run now, so a bad setting stops the worker at boot with a message.
+            weights = describe_weights(settings.xtts_dir)
+            self.engine_name, self.engine_reason = choose_engine(settings.engine, weights)
+            if self.engine_name == "xtts":
+                preflight(weights)
+        logger.info("engine: %s (%s)", self.engine_name, self.engine_reason)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    def start(self, background: bool = True) -> None:
+        """Load engine, voices and warm up; in a thread unless `background` is False."""
+        if background:
+            threading.Thread(target=self._load, name="voxline-load", daemon=True).start()
+        else:
+            self._load(raise_errors=True)
+
+    def _load(self, raise_errors: bool = False) -> None:
+        try:
+            self._load_engine()
+            self.voices = VoiceBank(
+                self.engine, self.settings.speakers_dir, self.settings.cache_dir,
+                self.settings.default_voice,
+            )
+            self.state = "loading voices"
+            self.voices.load()
+            if self.voices.default is None:
+                raise EngineError("no usable voice: add a clip to the speakers folder")
+            if self.settings.warmup:
+                self.state = "warming up"
+                default = self.voices.get(self.voices.default)
+                self.scheduler.run("warmup", lambda: self.engine.warmup(default))
+        except Exception as exc:
+            self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"
+            logger.exception("startup failed")
+            if raise_errors:
+                raise
+            return
+        self.startup_s = time.monotonic() - self.started
+        self.state = "ready"
+        self._ready.set()
+        logger.info("ready in %.1f s", self.startup_s)
+
+    def _load_engine(self) -> None:
+        if self.engine is not None:
+            return
+        self.state = f"loading {self.engine_name}"
+        try:
+            self.engine = load_engine(self.engine_name, self.settings)
+        except Exception as exc:
+            if self.settings.engine != "auto" or self.engine_name == "piper":
+                raise
+            # Auto mode promises real speech: fall back to Piper, and say why.
+            logger.error("XTTS failed to load (%s); falling back to Piper", exc)
+            self.engine_name = "piper"
+            self.engine_reason = f"XTTS failed to load ({exc}); serving the bundled Piper voice"
+            self.engine = load_engine("piper", self.settings)
+
+    def health(self) -> dict[str, object]:
+        engine_info: dict[str, object] = self.engine.info() if self.engine else {}
+        voices = self.voices
+        return {
+            "status": self.state,
+            "ready": self.ready,
+            "error": self.error,
+            "engine": self.engine_name,
+            "engine_reason": self.engine_reason,
+            **{k: v for k, v in engine_info.items() if k != "engine"},
+            "voices_loaded": len(voices.names()) if voices else 0,
+            "voices_failed": voices.report.failed if voices else {},
+            "voices_cached": len(voices.report.cached) if voices else 0,
+            "voices_computed": len(voices.report.computed) if voices else 0,
+            "default_voice": voices.default if voices else None,
+            "queue_depth": self.scheduler.depth,
+            "busy": self.scheduler.busy,
+            "startup_s": self.startup_s,
+        }
+

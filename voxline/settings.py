@@ -1,0 +1,114 @@
+"""Typed server settings read once from `VOXLINE_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from voxline.audio.levels import parse_level_policy
+
+_ENGINES = ("auto", "xtts", "piper", "tone")
+_TRISTATE = ("auto", "on", "off")
+_DEVICES = ("auto", "cpu", "cuda")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot start with."""
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "voxline"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the server; `from_env` validates and fails with a clear message."""
+
+    engine: str = "auto"
+    xtts_dir: Path | None = None
+    device: str = "auto"
+    deepspeed: str = "auto"
+    fp16: bool = False
+    speakers_dir: Path = Path("speakers")
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    default_voice: str | None = None
+    max_chars: int = 5000
+    max_queue: int = 16
+    queue_timeout_s: float = 120.0
+    warmup: bool = True
+    tone_chunk_ms: float = 20.0
+    tone_first_chunk_ms: float = 20.0
+    # Output level policy (voxline.audio.levels): "none", "gain:DB", "limit" or "limit:DB".
+    level: str = "limit"
+    threads: int = 16
+    bind: str = "127.0.0.1:8020"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Build settings from `VOXLINE_*` variables (unset ones keep their defaults)."""
+        env = os.environ if env is None else env
+        raw = {}
+        for f in fields(cls):
+            key = "VOXLINE_" + f.name.upper()
+            if key in env and env[key] != "":
+                raw[f.name] = env[key]
+        return cls.from_mapping(raw)
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, object]) -> Settings:
+        """Build settings from a mapping of field names to strings or typed values."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(raw) - set(known)
+        if unknown:
+            raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+        values = {name: _convert(name, known[name].type, value) for name, value in raw.items()}
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Reject values outside their allowed sets or ranges."""
+        _choice("engine", self.engine, _ENGINES)
+        _choice("device", self.device, _DEVICES)
+        _choice("deepspeed", self.deepspeed, _TRISTATE)
+        if self.max_chars < 1:
+            raise SettingsError("VOXLINE_MAX_CHARS must be at least 1")
+        if self.max_queue < 0:
+            raise SettingsError("VOXLINE_MAX_QUEUE must be 0 or more")
+        try:
+            parse_level_policy(self.level)
+        except ValueError as exc:
+            raise SettingsError(f"VOXLINE_LEVEL: {exc}") from exc
+        if self.threads < 1:
+            raise SettingsError("VOXLINE_THREADS must be at least 1")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SettingsError(
+            f"VOXLINE_{name.upper()}={value!r} is not one of {', '.join(allowed)}"
+        )
+
+
+def _convert(name: str, type_name: object, value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    kind = str(type_name)
+    try:
+        if kind.startswith("Path"):
+            return Path(value).expanduser()
+        if kind == "bool":
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+    except ValueError as exc:
+        raise SettingsError(f"VOXLINE_{name.upper()}={value!r} is not a valid {kind}") from exc
+    return value
