@@ -1,0 +1,148 @@
+"""Speak text on an AGI channel: cached, pipelined per sentence, with a fallback on failure."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from .cache import PromptCache, prompt_key
+from .client import TtsError, TtsRequest, build_query
+from .config import ConfigError, Settings, with_channel
+from .protocol import AgiChannel, AgiCommandError, AgiHangup
+from .text import split_sentences
+
+logger = logging.getLogger(__name__)
+
+OK, INTERRUPTED, ERROR = "OK", "INTERRUPTED", "ERROR"
+_POLL_S = 0.05
+
+
+@dataclass
+class Outcome:
+    """What the dialplan learns through VOXLINE_STATUS, VOXLINE_DIGIT and VOXLINE_ERROR."""
+
+    status: str
+    digit: str = ""
+    error: str = ""
+
+
+class Prefetch:
+    """One prompt being made ready in a daemon thread (cache hit or server request)."""
+
+    def __init__(self, cache: PromptCache, settings: Settings, text: str) -> None:
+        self.cache = cache
+        self.settings = settings
+        self.text = text
+        self.key = prompt_key(text, settings.voice, settings.language, settings.params)
+        self.cancel = threading.Event()
+        self.path: str | None = None
+        self.error: TtsError | None = None
+        self.from_cache = False
+        self._done = threading.Event()
+        self.path = cache.lookup(self.key)
+        if self.path is not None:
+            self.from_cache = True
+            self._done.set()
+        else:
+            threading.Thread(target=self._run, name="voxline-fetch", daemon=True).start()
+
+    def _run(self) -> None:
+        """Fetch the prompt from the server into the cache."""
+        s = self.settings
+        query = build_query(self.text, s.voice, s.language, s.params, "ulaw", 8000)
+        request = TtsRequest(
+            s.url, query, s.connect_timeout, s.first_byte_timeout, s.timeout, cancel=self.cancel
+        )
+        try:
+            self.path = self.cache.store(self.key, request.stream_to)
+        except TtsError as exc:
+            self.error = exc
+        except OSError as exc:
+            self.error = TtsError("cache", str(exc))
+        finally:
+            self._done.set()
+
+    def wait(self, channel: AgiChannel) -> str:
+        """Wait for the prompt while watching for a hang-up; return its sound path."""
+        deadline = time.monotonic() + self.settings.timeout + self.settings.connect_timeout + 1
+        while not self._done.wait(_POLL_S):
+            if channel.hangup_pending(0):
+                self.cancel.set()
+                raise AgiHangup("hang-up while waiting for synthesis")
+            if time.monotonic() > deadline:
+                self.cancel.set()
+                raise TtsError("timeout", "synthesis took longer than the timeout")
+        if self.error is not None:
+            raise self.error
+        assert self.path is not None
+        return self.path
+
+
+def speak(channel: AgiChannel, settings: Settings, text: str) -> Outcome:
+    """Play `text` sentence by sentence (n+1 fetched while n plays); never raises but AgiHangup."""
+    cache = PromptCache(settings.cache_dir, int(settings.cache_max_mb * 1024 * 1024))
+    sentences = split_sentences(text, settings.max_sentence_chars)
+    if not sentences:
+        return fail(channel, settings, TtsError("no_text", "nothing to say"))
+    pending = Prefetch(cache, settings, sentences[0])
+    try:
+        for index in range(len(sentences)):
+            try:
+                path = pending.wait(channel)
+            except TtsError as exc:
+                return fail(channel, settings, exc)
+            if index + 1 < len(sentences):
+                pending = Prefetch(cache, settings, sentences[index + 1])
+            reply = channel.stream_file(path, settings.escape_digits)
+            if reply.result > 0:
+                return Outcome(INTERRUPTED, digit=chr(reply.result))
+            if reply.result < 0:
+                channel.hangup_pending(0.05)
+                if channel.hung_up:
+                    raise AgiHangup("hang-up during playback")
+                return fail(channel, settings, TtsError("playback", f"cannot play {path}"))
+        return Outcome(OK)
+    finally:
+        pending.cancel.set()
+
+
+def fail(channel: AgiChannel, settings: Settings, error: Exception) -> Outcome:
+    """Log a failure and play the fallback prompt; a digit pressed during it is reported."""
+    reason = error.reason if isinstance(error, TtsError) else "config"
+    detail = error.detail if isinstance(error, TtsError) else str(error)
+    logger.warning("voxline prompt failed (%s): %s", reason, detail)
+    outcome = Outcome(ERROR, error=f"{reason}: {detail}"[:200])
+    if settings.fallback:
+        reply = channel.stream_file(settings.fallback, settings.escape_digits)
+        if reply.result > 0:
+            outcome.digit = chr(reply.result)
+    return outcome
+
+
+def report(channel: AgiChannel, outcome: Outcome) -> None:
+    """Publish an outcome as channel variables."""
+    channel.set_variable("VOXLINE_STATUS", outcome.status)
+    channel.set_variable("VOXLINE_DIGIT", outcome.digit)
+    channel.set_variable("VOXLINE_ERROR", outcome.error)
+
+
+def run_call(
+    channel: AgiChannel, base: Settings | ConfigError, text: str, overrides: dict[str, str]
+) -> Outcome:
+    """Resolve a call's settings, speak and report; returns the outcome (raises AgiHangup)."""
+    try:
+        if isinstance(base, ConfigError):
+            raise base
+        settings = with_channel(base, channel.get_variable).merged(overrides)
+    except ConfigError as exc:
+        outcome = fail(channel, Settings(), exc)
+    else:
+        try:
+            outcome = speak(channel, settings, text)
+        except AgiCommandError as exc:
+            logger.warning("asterisk refused a command: %s", exc)
+            outcome = Outcome(ERROR, error=f"agi: {exc}"[:200])
+    report(channel, outcome)
+    return outcome
