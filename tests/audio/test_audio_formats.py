@@ -112,6 +112,7 @@ def test_limiter_is_transparent_below_the_knee_and_bounded_above() -> None:
     out = limit.apply(np.concatenate([loud, -loud]))
     assert np.abs(out).max() <= 1.0
     assert np.all(np.diff(out[:1001]) >= 0)  # still monotonic: no fold-over
+    assert limit.apply(np.zeros(0, np.float32)).size == 0
 
 
 def test_gain_and_none_policies() -> None:

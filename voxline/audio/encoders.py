@@ -35,8 +35,8 @@ _RAW_ENCODERS: dict[str, Callable[[np.ndarray], bytes]] = {
     "l16": lambda s: s.astype(">i2").tobytes(),
     "pcm": lambda s: s.astype("<i2").tobytes(),
     "wav": lambda s: s.astype("<i2").tobytes(),
-    "ulaw": g711.ulaw_encode,
-    "alaw": g711.alaw_encode,
+    "ulaw": g711.CODEC.ulaw_encode,
+    "alaw": g711.CODEC.alaw_encode,
 }
 RAW_FORMATS = frozenset(_RAW_ENCODERS)
 

@@ -88,10 +88,9 @@ def _tables() -> dict[str, np.ndarray]:
 
 def _as_int16(samples: np.ndarray) -> np.ndarray:
     """Return the samples as a contiguous int16 array, refusing other dtypes."""
-    arr = np.asarray(samples)
-    if arr.dtype != np.int16:
-        raise TypeError(f"G.711 encoding takes int16 samples, not {arr.dtype}")
-    return arr
+    if samples.dtype != np.int16:
+        raise TypeError(f"G.711 encoding takes int16 samples, not {samples.dtype}")
+    return samples
 
 
 def _numpy_codec() -> G711Codec:
@@ -117,19 +116,19 @@ def _audioop_codec() -> G711Codec | None:
     except ImportError:
         return None
 
-    def to_bytes(s: np.ndarray) -> bytes:
-        return np.ascontiguousarray(_as_int16(s), dtype="<i2").tobytes()
+    # audioop works on native-endian samples, exactly what tobytes()/frombuffer give.
+    def encoder(lin2law: Callable[[bytes, int], bytes]) -> Encode:
+        return lambda s: lin2law(_as_int16(s).tobytes(), 2)
 
-    def from_bytes(b: bytes) -> np.ndarray:
-        return np.frombuffer(b, dtype="<i2").astype(np.int16)
+    def decoder(law2lin: Callable[[bytes, int], bytes]) -> Decode:
+        return lambda b: np.frombuffer(law2lin(b, 2), dtype=np.int16)
 
-    name = "audioop-lts" if sys.version_info >= (3, 13) else "audioop"
     return G711Codec(
-        name,
-        lambda s: audioop.lin2ulaw(to_bytes(s), 2),
-        lambda b: from_bytes(audioop.ulaw2lin(b, 2)),
-        lambda s: audioop.lin2alaw(to_bytes(s), 2),
-        lambda b: from_bytes(audioop.alaw2lin(b, 2)),
+        "audioop-lts" if sys.version_info >= (3, 13) else "audioop",
+        encoder(audioop.lin2ulaw),
+        decoder(audioop.ulaw2lin),
+        encoder(audioop.lin2alaw),
+        decoder(audioop.alaw2lin),
     )
 
 
