@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -58,7 +59,7 @@ def _request_data(allow_query: bool) -> tuple[dict, bool]:
     if request.method == "GET":
         if not allow_query:
             raise ApiError(405, "method_not_allowed", "use POST with a JSON body")
-        return request.args.to_dict(), True
+        return _strict_query(request.environ.get("QUERY_STRING", "")), True
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send a JSON body with "
                                                       "Content-Type: application/json")
@@ -66,6 +67,18 @@ def _request_data(allow_query: bool) -> tuple[dict, bool]:
     if not isinstance(data, dict):
         raise bad_request("invalid_json", "the body must be a JSON object")
     return data, False
+
+
+def _strict_query(raw: str) -> dict[str, str]:
+    """Decode the query string as strict UTF-8: werkzeug keeps bad escapes as literal text."""
+    try:
+        pairs = parse_qsl(raw, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise bad_request("invalid_encoding", "the query string is not valid UTF-8") from exc
+    data: dict[str, str] = {}
+    for key, value in pairs:
+        data.setdefault(key, value)
+    return data
 
 
 def _parse(allow_query: bool):

@@ -1,0 +1,104 @@
+"""Shared fixtures: apps with fake engines, a tiny random-weight XTTS, real gunicorn servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `tests.fakes`, `bench.make_xtts_checkpoint`
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def make_app(tmp_path):
+    """Build an app around an injected engine, loaded synchronously."""
+    from voxline.server.app import create_app
+
+    def build(engine, **settings):
+        base = {"speakers_dir": tmp_path / "speakers", "cache_dir": tmp_path / "cache",
+                "warmup": False}
+        base.update(settings)
+        return create_app({"settings": base, "engine": engine, "background": False})
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def tiny_xtts(tmp_path_factory) -> Path:
+    """A tiny random-weight XTTS v2 checkpoint folder, built once per session."""
+    from bench.make_xtts_checkpoint import build
+
+    return build("tiny", tmp_path_factory.mktemp("tiny-xtts"), seed=0)
+
+
+class ServerProcess:
+    """A real gunicorn process serving `app:create_app()` on a loopback port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env, "VOXLINE_BIND": f"127.0.0.1:{self.port}"}
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 180.0) -> ServerProcess:
+        self.log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited {self.proc.returncode}:\n{self.read_log()}")
+            try:
+                if requests.get(self.url + "/ready", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server not ready in {timeout} s:\n{self.read_log()}")
+
+    def read_log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+
+@pytest.fixture
+def spawn_server(tmp_path):
+    """Start real gunicorn servers with the given VOXLINE_* environment; stops them after."""
+    servers: list[ServerProcess] = []
+
+    def spawn(**env: str) -> ServerProcess:
+        env.setdefault("VOXLINE_CACHE_DIR", str(tmp_path / "cache"))
+        server = ServerProcess(env, tmp_path / f"gunicorn-{len(servers)}.log")
+        servers.append(server)
+        return server.start()
+
+    yield spawn
+    for server in servers:
+        server.stop()
