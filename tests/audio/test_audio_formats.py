@@ -7,6 +7,7 @@ import wave
 
 import numpy as np
 import pytest
+import soxr
 from audio_helpers import run, tone
 
 from voxline.audio import (
@@ -157,3 +158,16 @@ def test_pipeline_rejects_misuse() -> None:
 def test_in_process_formats_have_no_encoder_process() -> None:
     with AudioPipeline(resolve_output("ulaw", None, 24000), 24000) as pipe:
         assert pipe.process_id is None
+
+
+@pytest.mark.parametrize(
+    "policy", (LevelPolicy("limit"), LevelPolicy("none"), LevelPolicy("gain", 6))
+)
+def test_overloaded_input_never_wraps(policy: LevelPolicy) -> None:
+    x = tone(440, seconds=0.2, amp=3.0)  # peaks at +9.5 dBFS
+    y = np.frombuffer(run("pcm", 8000, x, 509, level=policy), "<i2").astype(np.int32)
+    ref = soxr.resample(x, 24000, 8000, quality="HQ")
+    loud = np.abs(ref) > 0.95
+    assert loud.any()
+    assert np.all(np.sign(y[loud]) == np.sign(ref[loud]))  # a wrapped peak flips sign
+    assert np.all(np.abs(y[loud]) >= 29000)

@@ -41,6 +41,11 @@ class LevelPolicy:
         if not -60.0 <= self.gain_db <= 40.0:
             raise ValueError(f"level gain must be within -60..40 dB, not {self.gain_db}")
 
+    @property
+    def bounded(self) -> bool:
+        """Return True when apply() never leaves [-1, 1], so conversion needs no clipping."""
+        return self.mode == "limit"
+
     def apply(self, samples: np.ndarray) -> np.ndarray:
         """Return the float32 samples with this policy applied (may return the input itself)."""
         if self.mode == "none":
@@ -82,11 +87,17 @@ def _soft_limit(samples: np.ndarray) -> np.ndarray:
 _SCALE, _LOW, _HIGH = np.float32(INT16_SCALE), np.float32(-32768.0), np.float32(32767.0)
 
 
-def float_to_int16(samples: np.ndarray) -> np.ndarray:
+def float_to_int16(samples: np.ndarray, *, clip: bool = True) -> np.ndarray:
     """Scale float samples by 32767, round, and clip to the int16 range (never wrap around)."""
     # Plain ufuncs with out=: this runs once per 20 ms chunk, where call overhead dominates.
     scaled = np.multiply(samples, _SCALE, dtype=np.float32)
-    np.minimum(scaled, _HIGH, out=scaled)
-    np.maximum(scaled, _LOW, out=scaled)
+    if clip:  # callers pass False only for samples already within [-1, 1]
+        np.minimum(scaled, _HIGH, out=scaled)
+        np.maximum(scaled, _LOW, out=scaled)
     np.rint(scaled, out=scaled)
     return scaled.astype(np.int16)
+
+
+def apply_level(policy: LevelPolicy, samples: np.ndarray) -> np.ndarray:
+    """Apply the level policy and convert float samples to int16."""
+    return float_to_int16(policy.apply(samples), clip=not policy.bounded)

@@ -10,7 +10,7 @@ import numpy as np
 from voxline.audio.encoders import RAW_FORMATS, Encoder, RawEncoder
 from voxline.audio.ffmpeg import FfmpegEncoder, encode_file
 from voxline.audio.formats import OutputSpec
-from voxline.audio.levels import DEFAULT_LEVEL, LevelPolicy, float_to_int16
+from voxline.audio.levels import DEFAULT_LEVEL, LevelPolicy, apply_level
 from voxline.audio.resample import Quality, Resampler
 from voxline.audio.wav import wav_header
 
@@ -48,14 +48,14 @@ class AudioPipeline:
         if self._finished:
             raise RuntimeError("feed() after finish()")
         samples = self._resampler.process(_as_mono_float(chunk))
-        return self._encoder.encode(float_to_int16(self._level.apply(samples)))
+        return self._encoder.encode(apply_level(self._level, samples))
 
     def finish(self) -> bytes:
         """Flush the resampler and the encoder and return the last bytes."""
         if self._finished:
             raise RuntimeError("finish() called twice")
         self._finished = True
-        tail = self._encoder.encode(float_to_int16(self._level.apply(self._resampler.flush())))
+        tail = self._encoder.encode(apply_level(self._level, self._resampler.flush()))
         return tail + self._encoder.finish()
 
     def close(self) -> None:
@@ -81,7 +81,7 @@ def encode_whole(
     resampler = Resampler(native_rate, spec.sample_rate, quality)
     parts = [resampler.process(_as_mono_float(c)) for c in chunks]
     parts.append(resampler.flush())
-    samples = float_to_int16(level.apply(np.concatenate(parts)))
+    samples = apply_level(level, np.concatenate(parts))
     if spec.format in RAW_FORMATS:
         data = RawEncoder(spec.format, spec.sample_rate).encode(samples)
         return wav_header(spec.sample_rate, len(data)) + data if spec.format == "wav" else data
