@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 
 import numpy as np
@@ -13,8 +12,6 @@ from voxline.audio.formats import OutputSpec
 from voxline.audio.levels import DEFAULT_LEVEL, LevelPolicy, apply_level
 from voxline.audio.resample import Quality, Resampler
 from voxline.audio.wav import wav_header
-
-logger = logging.getLogger(__name__)
 
 
 class AudioPipeline:
