@@ -71,7 +71,7 @@ class XttsEngine(Engine):
         config = XttsConfig()
         config.load_json(str(checkpoint_dir / "config.json"))
         self.config = config
-        model = Xtts.init_from_config(config)
+        model = Xtts(config)
         model.load_checkpoint(
             config, checkpoint_dir=str(checkpoint_dir), eval=True, use_deepspeed=False
         )
