@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import shlex
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from latencylib import environment, report
 from latencylib.client import RequestResult, Target, get_json, stream_tts
-from latencylib.overhead import build_engine, measure_overhead
+from latencylib.overhead import load_local_engine, measure_overhead
 from latencylib.runner import Cell, RequestPlan, run_closed, run_open
 from latencylib.server import SpawnConfig, SpawnedServer
 from latencylib.texts import DEFAULT_TEXT_SET, WORKLOADS, load_text_set
@@ -49,6 +50,10 @@ def _key_value(value: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {value!r}")
     key, _, val = value.partition("=")
     return key.strip(), val
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also alternate N HTTP requests with N in-process engine calls",
     )
-    over.add_argument("--overhead-text", default="short-en-1", help="text id to use")
+    over.add_argument(
+        "--overhead-text", help="text id to use (default: the first short English text)"
+    )
     over.add_argument("--only-overhead", action="store_true", help="skip the load cells")
 
     out = p.add_argument_group("output")
@@ -210,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
+    # `timeout` and CI runners send SIGTERM: unwind normally so a spawned server is stopped.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     logging.basicConfig(
         level=logging.DEBUG if opts.verbose else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -279,6 +288,7 @@ def measure(opts, target: Target, spawn_config: SpawnConfig | None, out_dir: Pat
     cap = opts.max_tokens_cap or (checkpoint or {}).get("max_new_tokens")
 
     texts = load_text_set(opts.text_set)
+    overhead_text = _pick_overhead_text(texts, opts.overhead_text) if opts.overhead else None
     languages = _languages(opts.languages, target, texts.languages())
     params: dict[str, object] = {}
     if opts.top_k is not None:
@@ -345,7 +355,7 @@ def measure(opts, target: Target, spawn_config: SpawnConfig | None, out_dir: Pat
 
     overhead = []
     if opts.overhead:
-        overhead.append(_overhead(opts, target, plan, spawn_config, texts, progress))
+        overhead.append(_overhead(opts, target, plan, spawn_config, overhead_text, progress))
     progress.close()
 
     return {
@@ -408,9 +418,9 @@ def _warm_up(target: Target, plan: RequestPlan, by_workload: dict, count: int, p
     results = []
     for i in range(count if firsts else 0):
         text = firsts[i % len(firsts)]
-        body, tokens = plan.payload(text, i)
+        body, tokens, sentences = plan.payload(text, i)
         result = RequestResult(
-            i, "warmup", "closed", 1, text.id, text.language, len(text.text), tokens
+            i, "warmup", "closed", 1, text.id, text.language, len(text.text), tokens, sentences
         )
         results.append(stream_tts(target, body, result, plan.timeout_s))
         if not result.ok:
@@ -419,33 +429,32 @@ def _warm_up(target: Target, plan: RequestPlan, by_workload: dict, count: int, p
     return results
 
 
-def _overhead(opts, target, plan, spawn_config, texts, progress) -> dict:
-    text = next((t for t in texts.texts if t.id == opts.overhead_text), None)
-    if text is None:
-        raise SystemExit(f"--overhead-text {opts.overhead_text!r} is not in the text set")
-    env = spawn_config.env(target.port)
-    engine = build_engine(env)
-    voice = opts.speaker or next(iter(engine.builtin_voices()))
-    body, _ = plan.payload(text, 0)
-    progress.set_postfix_str(f"overhead {engine.name}")
+def _overhead(opts, target, plan, spawn_config, text, progress) -> dict:
+    progress.set_postfix_str("overhead: loading the engine in-process")
+    local = load_local_engine(spawn_config.env(target.port), opts.speaker)
+    body, _, _ = plan.payload(text, 0)
+    progress.set_postfix_str(f"overhead {local.engine.name}")
     result = measure_overhead(
-        engine,
-        target,
-        body,
-        text.id,
-        voice,
-        opts.overhead,
-        opts.timeout,
-        on_step=lambda: progress.update(1),
+        local, target, body, text.id, opts.overhead, opts.timeout, lambda: progress.update(1)
     )
     data = result.to_json()
     logger.info(
         "overhead %s: added p50 %s ms, p95 %s ms",
-        engine.name,
+        local.engine.name,
         _fmt_ms(data["added_s"]["p50"]),
         _fmt_ms(data["added_s"]["p95"]),
     )
     return data
+
+
+def _pick_overhead_text(texts, text_id: str | None):
+    if text_id:
+        found = [t for t in texts.texts if t.id == text_id]
+        if not found:
+            raise SystemExit(f"--overhead-text {text_id!r} is not in text set {texts.version}")
+        return found[0]
+    shorts = texts.select("short", {"en"}) or texts.select("short") or list(texts.texts)
+    return shorts[0]
 
 
 def _default_label(engine: str, health: dict) -> str:

@@ -27,7 +27,8 @@ class RequestResult:
     text_id: str
     language: str
     chars: int
-    forced_tokens: int | None
+    forced_tokens: int | None  # min_new_tokens = max_new_tokens sent (per sentence)
+    sentences: int | None = None  # engine calls the server makes for this text
     scheduled_s: float | None = None  # open loop: planned send offset from the cell start
     sent_s: float = 0.0  # actual send offset from the cell start
     status: int | None = None

@@ -1,8 +1,10 @@
 """Server overhead: the engine's first chunk called in-process vs. TTFA through gunicorn.
 
-Both sides run the same text, voice and parameters, alternating one HTTP request (concurrency 1)
-with one in-process call so that drift in machine load hits both alike. The difference of the
-two distributions' percentiles is what HTTP, validation, the scheduler and the encoder add.
+The in-process side is built exactly as the server builds it (the server's Settings from the
+same `VOXLINE_*` environment, its engine loader, its voice bank, its sentence splitter, its
+parameter defaults), so the difference is what HTTP, validation, the scheduler and the encoder
+add. One HTTP request (concurrency 1) alternates with one in-process call, so drift in machine
+load hits both alike.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,36 +22,48 @@ from .stats import describe
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def build_engine(env: Mapping[str, str]):
-    """Construct, in this process, the engine a server started with `env` runs.
+@dataclass
+class LocalEngine:
+    """An engine loaded in this process, with the voice the HTTP side asks for by name."""
 
-    The engine's own settings come from the same `VOXLINE_*` variables through the server's
-    `Settings`, so both sides get identical chunk timing, checkpoint, device and precision.
-    """
+    engine: object
+    voice_name: str
+    voice: Mapping
+    sentence_split: Callable[[str, int, str], list[str]]
+
+    def stream(self, text: str, language: str, params) -> Iterator:
+        """What the server's job runs: each sentence through `engine.stream`, in order."""
+        limit = self.engine.sentence_limit(language)
+        for sentence in self.sentence_split(text, limit, language):
+            yield from self.engine.stream(sentence, self.voice, language, params)
+
+
+def load_local_engine(env: Mapping[str, str], speaker: str | None) -> LocalEngine:
+    """Load the engine and voice a server started with `env` serves."""
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
+    from voxline.engines.select import choose_engine, load_engine
+    from voxline.engines.xtts_weights import describe_weights
     from voxline.settings import Settings
+    from voxline.text import split_text
+    from voxline.voices.bank import VoiceBank
 
     settings = Settings.from_env(dict(env))
-    if settings.engine == "tone":
-        from voxline.engines.tone import ToneEngine
-
-        return ToneEngine(settings.tone_chunk_ms, settings.tone_first_chunk_ms)
-    if settings.engine == "xtts":
-        from voxline.engines.xtts_engine import XttsEngine
-
-        if settings.xtts_dir is None:
-            raise ValueError("the xtts engine needs VOXLINE_XTTS_DIR")
-        return XttsEngine(settings.xtts_dir, settings.device, settings.deepspeed, settings.fp16)
-    if settings.engine == "piper":
-        from voxline.engines.piper_engine import PiperEngine
-
-        return PiperEngine()
-    raise ValueError(f"no in-process overhead measurement for engine {settings.engine!r}")
+    if not settings.speakers_dir.is_absolute():  # the server runs in the repository root
+        settings = dataclasses.replace(settings, speakers_dir=REPO_ROOT / settings.speakers_dir)
+    name, _ = choose_engine(settings.engine, describe_weights(settings.xtts_dir))
+    engine = load_engine(name, settings)
+    bank = VoiceBank(engine, settings.speakers_dir, settings.cache_dir, settings.default_voice)
+    bank.load()
+    voice_name = speaker or bank.default
+    voice = bank.get(voice_name) if voice_name else None
+    if voice is None:
+        raise ValueError(f"voice {voice_name!r} is not available in-process")
+    return LocalEngine(engine, voice_name, voice, split_text)
 
 
-def synthesis_params(payload: dict[str, object]):
-    """The engine parameters a request body maps to (fields the engine does not know dropped)."""
+def synthesis_params(payload: Mapping[str, object]):
+    """The engine parameters a request body maps to: server defaults plus the body's fields."""
     from voxline.engines.base import SynthesisParams
 
     names = {f.name for f in dataclasses.fields(SynthesisParams)}
@@ -58,7 +72,7 @@ def synthesis_params(payload: dict[str, object]):
 
 @dataclass
 class OverheadResult:
-    """Paired samples and their percentile differences."""
+    """Both samples and the differences of their percentiles."""
 
     engine: str
     text_id: str
@@ -69,10 +83,9 @@ class OverheadResult:
 
     def to_json(self) -> dict[str, object]:
         inproc = describe(self.inprocess_first_chunk_s)
-        ok = [r.ttfa_s for r in self.http if r.ok and r.ttfa_s is not None]
-        http = describe(ok)
+        http = describe([r.ttfa_s for r in self.http if r.ok and r.ttfa_s is not None])
         added = {
-            key: (http[key] - inproc[key])
+            key: http[key] - inproc[key]
             if isinstance(http[key], float) and isinstance(inproc[key], float)
             else None
             for key in ("p50", "p95", "p99", "max", "mean")
@@ -87,27 +100,25 @@ class OverheadResult:
             "http_errors": sum(1 for r in self.http if not r.ok),
             "raw_inprocess_first_chunk_s": self.inprocess_first_chunk_s,
             "raw_inprocess_total_s": self.inprocess_total_s,
-            "raw_http_ttfa_s": [r.ttfa_s for r in self.http],
+            "raw_http": [r.to_json() for r in self.http],
         }
 
 
 def measure_overhead(
-    engine,
+    local: LocalEngine,
     target: Target,
     payload: dict[str, object],
     text_id: str,
-    voice_name: str,
     count: int,
     timeout_s: float,
     on_step: Callable[[], None] | None = None,
 ) -> OverheadResult:
-    """Alternate `count` HTTP requests and `count` in-process streams of the same request."""
-    voice = engine.builtin_voices()[voice_name]
+    """Alternate `count` HTTP requests with `count` in-process runs of the same request."""
     language = str(payload.get("language", "en"))
-    text = str(payload["text"])
+    text = str(payload["text"]).strip()
     params = synthesis_params(payload)
-    body = {**payload, "speaker": voice_name}
-    out = OverheadResult(engine.name, text_id, voice_name)
+    body = {**payload, "speaker": local.voice_name}
+    out = OverheadResult(local.engine.name, text_id, local.voice_name)
     for i in range(count):
         result = RequestResult(
             index=i,
@@ -121,7 +132,7 @@ def measure_overhead(
         )
         out.http.append(stream_tts(target, body, result, timeout_s))
         start = time.perf_counter()
-        chunks = engine.stream(text, voice, language, params)
+        chunks = local.stream(text, language, params)
         try:
             next(chunks)
             out.inprocess_first_chunk_s.append(time.perf_counter() - start)

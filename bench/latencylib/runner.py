@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from .client import RequestResult, Target, stream_tts
 from .schedule import poisson_schedule
 from .stats import describe
-from .texts import BenchText, estimate_gpt_tokens
+from .texts import BenchText, forced_tokens_per_call
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,9 @@ class RequestPlan:
     timeout_s: float = 300.0
     prebuffer_s: float = 0.0
 
-    def payload(self, text: BenchText, index: int) -> tuple[dict[str, object], int | None]:
-        """The JSON body of request `index` and the GPT length it forces (None: not forced)."""
+    def payload(self, text: BenchText, index: int) -> tuple[dict[str, object], int | None, int]:
+        """The JSON body of request `index`, the GPT length it forces on each sentence (None:
+        not forced) and how many sentences the server will split the text into."""
         body: dict[str, object] = {"text": text.text, "language": text.language, "format": "pcm"}
         if self.speaker:
             body["speaker"] = self.speaker
@@ -36,12 +37,11 @@ class RequestPlan:
         body.update(self.params)
         if self.seed is not None:
             body["seed"] = self.seed + index
-        tokens = None
+        tokens, sentences = forced_tokens_per_call(text.text, text.language, self.max_tokens_cap)
         if self.force_length:
-            tokens = estimate_gpt_tokens(text.text, text.language, self.max_tokens_cap)
             body["min_new_tokens"] = tokens
             body["max_new_tokens"] = tokens
-        return body, tokens
+        return body, (tokens if self.force_length else None), sentences
 
 
 @dataclass
@@ -90,7 +90,9 @@ class Cell:
         }
 
 
-def _new_result(cell: Cell, index: int, text: BenchText, tokens: int | None) -> RequestResult:
+def _new_result(
+    cell: Cell, index: int, text: BenchText, tokens: int | None, sentences: int
+) -> RequestResult:
     return RequestResult(
         index=index,
         workload=cell.workload,
@@ -100,6 +102,7 @@ def _new_result(cell: Cell, index: int, text: BenchText, tokens: int | None) -> 
         language=text.language,
         chars=len(text.text),
         forced_tokens=tokens,
+        sentences=sentences,
     )
 
 
@@ -128,8 +131,8 @@ def run_closed(
             if index is None:
                 return
             text = texts[index % len(texts)]
-            body, tokens = plan.payload(text, index)
-            result = _new_result(cell, index, text, tokens)
+            body, tokens, sentences = plan.payload(text, index)
+            result = _new_result(cell, index, text, tokens, sentences)
             result.sent_s = time.perf_counter() - start
             stream_tts(target, body, result, plan.timeout_s, prebuffer_s=plan.prebuffer_s)
             results[index] = result
@@ -174,8 +177,8 @@ def run_open(
 
     for index, offset in enumerate(offsets):
         text = texts[index % len(texts)]
-        body, tokens = plan.payload(text, index)
-        result = _new_result(cell, index, text, tokens)
+        body, tokens, sentences = plan.payload(text, index)
+        result = _new_result(cell, index, text, tokens, sentences)
         result.scheduled_s = offset
         delay = offset - (time.perf_counter() - start)
         if delay > 0:

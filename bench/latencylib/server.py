@@ -50,7 +50,7 @@ class SpawnConfig:
             }
         )
         if self.xtts_dir is not None:
-            env["VOXLINE_XTTS_DIR"] = str(self.xtts_dir)
+            env["VOXLINE_XTTS_DIR"] = str(Path(self.xtts_dir).resolve())  # cwd is the repo
         if self.device:
             env["VOXLINE_DEVICE"] = self.device
         if self.deepspeed:

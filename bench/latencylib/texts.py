@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-TEXTS_DIR = Path(__file__).resolve().parent.parent / "texts"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEXTS_DIR = REPO_ROOT / "bench" / "texts"
 DEFAULT_TEXT_SET = "v1"
 WORKLOADS = ("short", "medium", "long")
 
@@ -74,3 +77,31 @@ def estimate_gpt_tokens(text: str, language: str, cap: int | None = None) -> int
     """GPT audio tokens the real XTTS v2 would generate for `text` (at least 1, at most cap)."""
     tokens = max(1, math.ceil(estimate_speech_seconds(text, language) * GPT_TOKENS_PER_SECOND))
     return tokens if cap is None else max(1, min(tokens, cap))
+
+
+def split_sentences(text: str, language: str, limit: int = 250) -> list[str]:
+    """The pieces the server synthesises one `engine.stream` call at a time.
+
+    Uses the server's own splitter (voxline.text) when it imports; else a punctuation rule.
+    """
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.append(str(REPO_ROOT))
+    try:
+        from voxline.text import split_text
+    except ImportError:
+        pieces = re.split(r"(?<=[.!?])\s+", text.strip())
+        return [p for p in pieces if p]
+    return split_text(text.strip(), limit, language)
+
+
+def forced_tokens_per_call(text: str, language: str, cap: int | None = None) -> tuple[int, int]:
+    """(tokens to force per sentence, number of sentences) so that the whole text gets about
+    the length the real model would give it.
+
+    The server applies one min/max_new_tokens to every sentence it splits the text into, so
+    the text's total estimate is spread evenly over its sentences.
+    """
+    count = max(1, len(split_sentences(text, language)))
+    total = estimate_speech_seconds(text, language) * GPT_TOKENS_PER_SECOND
+    tokens = max(1, round(total / count))
+    return (tokens if cap is None else min(tokens, cap)), count

@@ -4,10 +4,10 @@ import json
 
 import latency
 import pytest
+from latency_stub_server import RATE, SAMPLES_PER_CHAR, StubServer
 from latencylib.client import RequestResult, Target, stream_tts
 from latencylib.runner import RequestPlan, run_closed, run_open
 from latencylib.texts import BenchText, estimate_gpt_tokens
-from stub_server import RATE, SAMPLES_PER_CHAR, StubServer
 
 TEXT = BenchText("t1", "short", "en", "Hello there, caller.")
 
@@ -18,7 +18,7 @@ def _result() -> RequestResult:
 
 def test_stream_measures_bytes_audio_and_ordering():
     with StubServer() as stub:
-        body, _ = RequestPlan().payload(TEXT, 0)
+        body = RequestPlan().payload(TEXT, 0)[0]
         r = stream_tts(Target.from_url(stub.url), body, _result(), timeout=10)
     assert r.ok, r.error
     samples = len(TEXT.text) * SAMPLES_PER_CHAR
@@ -33,7 +33,7 @@ def test_stream_measures_bytes_audio_and_ordering():
 
 def test_503_is_recorded_with_retry_after_and_no_audio():
     with StubServer(reject=1) as stub:
-        body, _ = RequestPlan().payload(TEXT, 0)
+        body = RequestPlan().payload(TEXT, 0)[0]
         r = stream_tts(Target.from_url(stub.url), body, _result(), timeout=10)
     assert (r.status, r.retry_after, r.ok, r.bytes) == (503, "1", False, 0)
     assert "busy" in r.error
@@ -50,9 +50,10 @@ def test_payload_forces_length_and_varies_seed():
     plan = RequestPlan(
         speaker="v", params={"top_k": 1}, seed=10, force_length=True, max_tokens_cap=37
     )
-    body, tokens = plan.payload(TEXT, 3)
+    body, tokens, sentences = plan.payload(TEXT, 3)
     assert body["seed"] == 13
     assert body["min_new_tokens"] == body["max_new_tokens"] == tokens
+    assert sentences == 1
     assert tokens == min(37, estimate_gpt_tokens(TEXT.text, "en"))
     assert (body["format"], body["speaker"], body["top_k"]) == ("pcm", "v", 1)
     assert "min_new_tokens" not in RequestPlan().payload(TEXT, 0)[0]

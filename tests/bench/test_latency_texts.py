@@ -6,7 +6,9 @@ from latencylib.texts import (
     WORKLOADS,
     estimate_gpt_tokens,
     estimate_speech_seconds,
+    forced_tokens_per_call,
     load_text_set,
+    split_sentences,
 )
 
 # XTTS's per-language sentence limits (coqui-tts tokenizer char_limits) for the set's languages.
@@ -45,3 +47,13 @@ def test_token_estimate():
     assert estimate_gpt_tokens(text, "en") == 216
     assert estimate_gpt_tokens(text, "en", cap=37) == 37
     assert estimate_gpt_tokens("", "en") == 1
+
+
+def test_forced_length_is_spread_over_the_sentences_the_server_makes():
+    one = "x" * 139 + "."  # 10 s of English, one sentence
+    assert forced_tokens_per_call(one, "en") == (215, 1)
+    three = "I found two orders. The first one shipped. The second is still being packed."
+    tokens, count = forced_tokens_per_call(three, "en")
+    assert count == len(split_sentences(three, "en")) == 3
+    assert tokens * count == pytest.approx(estimate_gpt_tokens(three, "en"), abs=count)
+    assert forced_tokens_per_call(three, "en", cap=5) == (5, 3)
