@@ -54,7 +54,7 @@ class RawEncoder:
 
     def encode(self, samples: np.ndarray) -> bytes:
         """Return the encoded samples."""
-        return self._encode(samples)
+        return self._encode(samples) if samples.size else b""
 
     def finish(self) -> bytes:
         """Return nothing: raw encoders hold no state."""

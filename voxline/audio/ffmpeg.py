@@ -100,8 +100,9 @@ class FfmpegEncoder:
     def encode(self, samples: np.ndarray) -> bytes:
         """Write samples to ffmpeg and return the encoded bytes available now."""
         try:
-            self._proc.stdin.write(samples.astype("<i2").tobytes())
-            self._proc.stdin.flush()
+            if samples.size:
+                self._proc.stdin.write(samples.astype("<i2").tobytes())
+                self._proc.stdin.flush()
         except (BrokenPipeError, ValueError) as exc:
             raise AudioEncoderError(f"ffmpeg {self._fmt} stopped: {self._error()}") from exc
         return self._drain(block=False)

@@ -13,6 +13,8 @@ from voxline.audio.levels import DEFAULT_LEVEL, LevelPolicy, apply_level
 from voxline.audio.resample import Quality, Resampler
 from voxline.audio.wav import wav_header
 
+_NONE = np.zeros(0, dtype=np.int16)
+
 
 class AudioPipeline:
     """Turn one response's engine chunks (mono float32 at native_rate) into encoded bytes."""
@@ -45,7 +47,8 @@ class AudioPipeline:
         if self._finished:
             raise RuntimeError("feed() after finish()")
         samples = self._resampler.process(_as_mono_float(chunk))
-        return self._encoder.encode(apply_level(self._level, samples))
+        # soxr emits in blocks, so most 20 ms chunks yield nothing: skip converting those.
+        return self._encoder.encode(apply_level(self._level, samples) if samples.size else _NONE)
 
     def finish(self) -> bytes:
         """Flush the resampler and the encoder and return the last bytes."""
