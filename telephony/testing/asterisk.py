@@ -57,8 +57,18 @@ class Asterisk:
     def _write_config(self) -> None:
         """Write asterisk.conf, modules.conf, logger.conf, extensions.conf and the snippets."""
         r = self.run_dir
-        for sub in ("etc", "agi-bin", "varlib", "spool/outgoing", "spool/tmp", "run", "log",
-                    "rec", "prompts", "astcache"):
+        for sub in (
+            "etc",
+            "agi-bin",
+            "varlib",
+            "spool/outgoing",
+            "spool/tmp",
+            "run",
+            "log",
+            "rec",
+            "prompts",
+            "astcache",
+        ):
             (r / sub).mkdir(parents=True, exist_ok=True)
         (r / "etc/asterisk.conf").write_text(
             "[directories]\n"
@@ -86,8 +96,10 @@ class Asterisk:
         # Install the AGI script the way an Asterisk host would: the script plus voxagi/.
         shutil.copy(TELEPHONY / "voxline.agi", r / "agi-bin" / "voxline.agi")
         shutil.copytree(
-            TELEPHONY / "voxagi", r / "agi-bin" / "voxagi",
-            ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True,
+            TELEPHONY / "voxagi",
+            r / "agi-bin" / "voxagi",
+            ignore=shutil.ignore_patterns("__pycache__"),
+            dirs_exist_ok=True,
         )
 
     def asterisk_cmd(self, *args: str) -> list[str]:
@@ -97,10 +109,13 @@ class Asterisk:
     def start(self, timeout: float = 15.0) -> None:
         """Boot Asterisk in the foreground and wait until it is fully booted."""
         self._write_config()
-        log = open(self.path("log", "console.log"), "wb")  # noqa: SIM115 - owned by the process
+        log = open(self.path("log", "console.log"), "wb")
         self.process = subprocess.Popen(
-            self.asterisk_cmd("-f", "-n"), stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            self.asterisk_cmd("-f", "-n"),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -108,8 +123,11 @@ class Asterisk:
             if self.process.poll() is not None:
                 raise AsteriskError(f"asterisk exited at boot: {self.log_tail()}")
             if self.path("run", "asterisk.ctl").exists():
-                done = subprocess.run(self.asterisk_cmd("-rx", "core waitfullybooted"),
-                                      capture_output=True, timeout=timeout)
+                done = subprocess.run(
+                    self.asterisk_cmd("-rx", "core waitfullybooted"),
+                    capture_output=True,
+                    timeout=timeout,
+                )
                 if done.returncode == 0:
                     return
             time.sleep(0.05)
@@ -117,8 +135,9 @@ class Asterisk:
 
     def cli(self, command: str, timeout: float = 10.0) -> str:
         """Run one CLI command on the running Asterisk and return its output."""
-        done = subprocess.run(self.asterisk_cmd("-rx", command), capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(
+            self.asterisk_cmd("-rx", command), capture_output=True, text=True, timeout=timeout
+        )
         return done.stdout
 
     def log_tail(self, lines: int = 30) -> str:
@@ -132,11 +151,18 @@ class Asterisk:
             out.append(f"--- {name}\n" + "\n".join(text.splitlines()[-lines:]))
         return "\n".join(out)
 
-    def originate(self, channel: str, context: str, exten: str, variables: dict[str, str],
-                  wait_time: int = 30) -> None:
+    def originate(
+        self, channel: str, context: str, exten: str, variables: dict[str, str], wait_time: int = 30
+    ) -> None:
         """Start a call with a call file (the way scripts do it without AMI)."""
-        lines = [f"Channel: {channel}", f"Context: {context}", f"Extension: {exten}",
-                 "Priority: 1", "MaxRetries: 0", f"WaitTime: {wait_time}"]
+        lines = [
+            f"Channel: {channel}",
+            f"Context: {context}",
+            f"Extension: {exten}",
+            "Priority: 1",
+            "MaxRetries: 0",
+            f"WaitTime: {wait_time}",
+        ]
         lines += [f"Setvar: {k}={v}" for k, v in variables.items()]
         name = f"{uuid.uuid4().hex}.call"
         temp = self.path("spool", "tmp", name)
@@ -148,8 +174,17 @@ class Asterisk:
         out = self.cli(f"database get {family} {key}")
         for line in out.splitlines():
             if line.startswith("Value: "):
-                return line[len("Value: "):]
+                return line[len("Value: ") :]
         return None
+
+    def db_show(self, family: str) -> dict[str, str]:
+        """All AstDB keys of a family (without the family prefix)."""
+        values = {}
+        for line in self.cli(f"database show {family}").splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key.startswith(f"/{family}/"):
+                values[key.strip()[len(family) + 2 :]] = value.strip()
+        return values
 
     def wait_db(self, family: str, key: str, timeout: float) -> str:
         """Wait until an AstDB key exists and return its value."""

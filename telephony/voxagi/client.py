@@ -63,6 +63,17 @@ class TtsRequest:
         self.timeout = timeout
         self.accept_types = accept_types
         self.cancel = cancel or threading.Event()
+        self._conn: http.client.HTTPConnection | None = None
+
+    def abort(self) -> None:
+        """Cancel from another thread, unblocking a read in progress."""
+        self.cancel.set()
+        conn = self._conn
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _connection(self) -> http.client.HTTPConnection:
         """Open a connection to the server within the connect timeout."""
@@ -79,7 +90,7 @@ class TtsRequest:
     def chunks(self) -> Iterator[bytes]:
         """Yield the body in chunks as it arrives; raises TtsError on any failure."""
         deadline = time.monotonic() + self.timeout
-        conn = self._connection()
+        conn = self._conn = self._connection()
         try:
             path = (self.url.path.rstrip("/") or "") + "/tts_stream?" + self.query
             assert conn.sock is not None
@@ -109,6 +120,8 @@ class TtsRequest:
                 except socket.timeout as exc:
                     raise TtsError("timeout", "the audio stream stalled") from exc
                 except (OSError, http.client.HTTPException) as exc:
+                    if self.cancel.is_set():
+                        raise Cancelled() from exc
                     raise TtsError("broken_stream", str(exc)) from exc
                 if not data:
                     break
@@ -117,6 +130,7 @@ class TtsRequest:
             if total == 0:
                 raise TtsError("bad_audio", "empty audio")
         finally:
+            self._conn = None
             conn.close()
 
     def stream_to(self, out: BinaryIO) -> int:

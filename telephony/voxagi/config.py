@@ -27,7 +27,7 @@ class Settings:
     connect_timeout: float = 1.0
     first_byte_timeout: float = 5.0
     timeout: float = 20.0
-    fallback: str = "an-error-has-occurred"
+    fallback: str = "im-sorry"
     escape_digits: str = "0123456789*#"
     max_sentence_chars: int = 250
 
@@ -115,3 +115,11 @@ def _pick(lookup: Callable[[str], str | None]) -> dict[str, str]:
         if value:
             found[name] = value
     return found
+
+
+def parse_address(text: str, default_port: int) -> tuple[str, int]:
+    """Parse `host:port` (or `host`) into a socket address."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, default_port
+    return host.strip("[]"), int(port)

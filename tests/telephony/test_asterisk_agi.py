@@ -1,0 +1,135 @@
+"""The voxline.agi script run by a real Asterisk 22: playback, cache, failure, barge-in, hang-up."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from calls import agi_call, start_call
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
+
+TWO_SENTENCES = "Thank you for calling Voxline, the voice server. Your call matters to us."
+LONG_SENTENCE = (
+    "Welcome to the Voxline demonstration line, where every prompt that you hear is "
+    "synthesized on the fly by a neural voice running on our own server."
+)
+
+
+def settings(asterisk, test_id: str, url: str, **extra: str) -> dict[str, str]:
+    """Channel variables that point the AGI at a server and a per-test prompt cache."""
+    values = {
+        "VOXLINE_TTS_URL": url,
+        "VOXLINE_TTS_CACHE_DIR": str(asterisk.path("prompts", test_id)),
+    }
+    values.update({f"VOXLINE_TTS_{k.upper()}": v for k, v in extra.items()})
+    return values
+
+
+def core_sound_samples(asterisk, name: str) -> int:
+    """How many 8 kHz samples an Asterisk core sound (GSM: 33 bytes per 160 samples) holds."""
+    # sounds/en is an absolute symlink inside the chroot: look in the real folders.
+    path = next((asterisk.root / "usr/share/asterisk/sounds").glob(f"*/{name}.gsm"))
+    return path.stat().st_size // 33 * 160
+
+
+def agi_processes(marker: str) -> list[int]:
+    """PIDs of running voxline.agi processes started from a given Asterisk tree."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "voxline.agi" in cmdline and marker in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_recording_is_the_server_audio_then_replays_from_cache(asterisk, tap, call_id):
+    variables = settings(asterisk, call_id, tap.url)
+    first = agi_call(asterisk, call_id + "a", TWO_SENTENCES, variables)
+    assert first["status"] == "OK", first.values
+    requests = tap.tts_requests()
+    assert [r.query["text"] for r in requests] == [
+        "Thank you for calling Voxline, the voice server.",
+        "Your call matters to us.",
+    ]
+    assert all(r.query["format"] == "ulaw" and r.query["sample_rate"] == "8000" for r in requests)
+    served = b"".join(bytes(r.body) for r in requests)
+    assert len(served) > 8000  # more than a second of speech
+    assert first.recording == served
+
+    tap.reset()
+    again = agi_call(asterisk, call_id + "b", TWO_SENTENCES, variables)
+    assert again["status"] == "OK", again.values
+    assert tap.tts_requests() == []
+    assert again.recording == served
+
+
+def test_server_stopped_plays_fallback_and_returns(asterisk, stub, call_id):
+    url = stub.url
+    stub.close()
+    result = agi_call(asterisk, call_id, "Is anybody there?", settings(asterisk, call_id, url))
+    assert result["status"] == "ERROR"
+    assert result["error"].startswith("unreachable"), result.values
+    assert result["agistatus"] == "SUCCESS"
+    # The caller heard the whole default fallback prompt, im-sorry.
+    assert len(result.recording) == core_sound_samples(asterisk, "im-sorry")
+    assert result.seconds < 3.0
+
+
+def test_slow_first_byte_times_out_to_fallback(asterisk, stub, call_id):
+    stub.mode = "slow"
+    variables = settings(asterisk, call_id, stub.url, first_byte_timeout="1", fallback="beep")
+    result = agi_call(asterisk, call_id, "This will never come.", variables)
+    assert result["status"] == "ERROR"
+    assert result["error"].startswith("timeout"), result.values
+    assert len(result.recording) == core_sound_samples(asterisk, "beep")
+    assert result.seconds < 1.0 + 0.5 + 0.5
+
+
+@pytest.mark.parametrize("mode, reason", [("error", "http_503"), ("bad_type", "bad_audio")])
+def test_http_error_and_bad_audio_fall_back(asterisk, stub, call_id, mode, reason):
+    stub.mode = mode
+    result = agi_call(asterisk, call_id, "Broken.", settings(asterisk, call_id, stub.url))
+    assert result["status"] == "ERROR"
+    assert result["error"].startswith(reason), result.values
+    assert len(result.recording) == core_sound_samples(asterisk, "im-sorry")
+
+
+def test_dtmf_interrupts_the_prompt(asterisk, tap, call_id):
+    variables = settings(asterisk, call_id, tap.url)
+    # Warm the cache first so that playback starts at once and the key press lands mid-prompt.
+    warm = agi_call(asterisk, call_id + "w", LONG_SENTENCE, variables)
+    assert warm["status"] == "OK", warm.values
+    full = len(warm.recording)
+    assert full > 5 * 8000
+    variables.update({"DTMF_AFTER": "1.5", "DTMF_DIGIT": "5"})
+    result = agi_call(asterisk, call_id, LONG_SENTENCE, variables, caller="bargein")
+    assert result["status"] == "INTERRUPTED", result.values
+    assert result["digit"] == "5"
+    assert 1.0 * 8000 < len(result.recording) < 2.5 * 8000 < full
+
+
+def test_caller_hangup_ends_the_script_at_once(asterisk, tap, call_id):
+    variables = settings(asterisk, call_id, tap.url)
+    variables.update({"VOXLINE_TEXT": LONG_SENTENCE + " " + LONG_SENTENCE, "HANGUP_AFTER": "2"})
+    start_call(asterisk, call_id, "agi", "hangup", variables)
+    marker = str(asterisk.run_dir)
+    deadline = time.monotonic() + 10
+    while not agi_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert agi_processes(marker), "the AGI script never started"
+    ended = float(asterisk.wait_db("voxline-test", f"{call_id}-end", 15))
+    while agi_processes(marker) and time.time() - ended < 5:
+        time.sleep(0.01)
+    gone_after = time.time() - ended
+    assert not agi_processes(marker)
+    assert gone_after < 0.5
+    leftovers = [p for p in os.listdir(asterisk.path("prompts", call_id)) if p.endswith(".part")]
+    assert leftovers == []
