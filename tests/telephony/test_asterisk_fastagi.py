@@ -1,0 +1,70 @@
+"""The FastAGI server serving a real Asterisk 22: ten concurrent calls, then a graceful stop."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from calls import finish_call, start_call
+
+from telephony.fastagi import FastAgiServer
+from telephony.voxagi.config import Settings
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
+
+TEXTS = [f"Caller number {n}, your order {n * 7 + 3} ships on day {n + 2}." for n in range(1, 11)]
+
+
+@pytest.fixture
+def fastagi(asterisk, tap, call_id):
+    """A FastAGI server on a free loopback port that uses the tapped TTS server."""
+    # Ten uncached prompts at once queue up in one CPU server: allow for the wait.
+    settings = Settings(
+        url=tap.url,
+        cache_dir=str(asterisk.path("prompts", call_id)),
+        first_byte_timeout=30,
+        timeout=60,
+    )
+    server = FastAgiServer(("127.0.0.1", 0), settings)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.stop(grace=1)
+    thread.join(5)
+
+
+def test_ten_concurrent_calls_each_hear_their_own_prompt(asterisk, tap, fastagi, call_id):
+    address = "%s:%d" % fastagi.server_address[:2]
+    ids = [f"{call_id}-{n}" for n in range(len(TEXTS))]
+    recs = [
+        start_call(
+            asterisk,
+            test_id,
+            "fastagi",
+            "record",
+            {"VOXLINE_TEXT": text, "VOXLINE_FASTAGI": address},
+        )
+        for test_id, text in zip(ids, TEXTS, strict=True)
+    ]
+    results = [finish_call(asterisk, test_id, rec) for test_id, rec in zip(ids, recs, strict=True)]
+    served = {r.query["text"]: bytes(r.body) for r in tap.tts_requests()}
+    assert sorted(served) == sorted(TEXTS)
+    for text, result in zip(TEXTS, results, strict=True):
+        assert result["status"] == "OK", result.values
+        assert len(served[text]) > 4000
+        assert result.recording == served[text], text
+    assert fastagi.active_calls == 0
+
+
+def test_url_query_sets_the_voice_and_unknown_settings_are_errors(asterisk, tap, fastagi, call_id):
+    address = "%s:%d" % fastagi.server_address[:2]
+    rec = start_call(
+        asterisk,
+        call_id,
+        "fastagi",
+        "record",
+        {"VOXLINE_TEXT": "Hello.", "VOXLINE_FASTAGI": f"{address}/x?bogus=1"},
+    )
+    result = finish_call(asterisk, call_id, rec)
+    assert result["status"] == "ERROR"
+    assert "bogus" in result["error"]
