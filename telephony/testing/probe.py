@@ -76,7 +76,7 @@ class Probe(socketserver.ThreadingMixIn, socketserver.TCPServer):
         super().__init__(("127.0.0.1", 0), _ProbeHandler)
         self.calls: dict[str, Heard] = {}
         self.changed = threading.Condition()
-        self.address = "%s:%d" % self.server_address[:2]
+        self.address = "{}:{}".format(*self.server_address[:2])
 
     def serve(self) -> Probe:
         """Serve in a daemon thread."""

@@ -8,7 +8,6 @@ import logging
 import os
 import tempfile
 import time
-from typing import BinaryIO, Callable
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +42,13 @@ class PromptCache:
             return None
         return self.sound_path(key)
 
-    def store(self, key: str, write: Callable[[BinaryIO], int]) -> str:
-        """Write a prompt through `write(file) -> bytes written` to a temp file, then rename."""
+    def store(self, key: str, audio: bytes) -> str:
+        """Write a prompt to a temp file, then rename it into place; returns its sound path."""
         os.makedirs(self.directory, exist_ok=True)
         handle, temp = tempfile.mkstemp(prefix=f".{key}.", suffix=".part", dir=self.directory)
         try:
             with os.fdopen(handle, "wb") as out:
-                write(out)
+                out.write(audio)
             os.chmod(temp, 0o644)
             os.replace(temp, self.sound_path(key) + EXTENSION)
         except BaseException:

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 ULAW_TYPES = ("audio/pcmu", "audio/basic", "audio/x-mulaw", "audio/ulaw", "audio/mulaw")
 PCM_TYPES = ("audio/pcm", "audio/x-raw", "application/octet-stream")
@@ -132,14 +132,6 @@ class TtsRequest:
         finally:
             self._conn = None
             conn.close()
-
-    def stream_to(self, out: BinaryIO) -> int:
-        """Copy the whole body into `out`; return the number of bytes."""
-        total = 0
-        for data in self.chunks():
-            out.write(data)
-            total += len(data)
-        return total
 
 
 def _error_message(response: http.client.HTTPResponse) -> str:

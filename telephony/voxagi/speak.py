@@ -56,7 +56,8 @@ class Prefetch:
             s.url, query, s.connect_timeout, s.first_byte_timeout, s.timeout, cancel=self.cancel
         )
         try:
-            self.path = self.cache.store(self.key, request.stream_to)
+            audio = b"".join(request.chunks())
+            self.path = self.cache.store(self.key, audio)
         except TtsError as exc:
             self.error = exc
         except OSError as exc:

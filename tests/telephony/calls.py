@@ -27,6 +27,11 @@ class CallResult:
         return float(self["t1"]) - float(self["t0"])
 
 
+def hostport(address: tuple) -> str:
+    """`host:port` of a socket address."""
+    return f"{address[0]}:{address[1]}"
+
+
 def start_call(
     asterisk: Asterisk, test_id: str, callee: str, caller: str, variables: dict[str, str]
 ) -> Path:

@@ -11,7 +11,7 @@ import uuid
 
 import numpy as np
 import pytest
-from calls import start_call
+from calls import hostport, start_call
 
 from telephony.audiosocket.service import AudioSocketService
 from telephony.testing.probe import Probe
@@ -47,7 +47,7 @@ class Control:
     """A tiny client for the control API."""
 
     def __init__(self, service: AudioSocketService) -> None:
-        self.base = "http://%s:%d" % service.control_address
+        self.base = f"http://{hostport(service.control_address)}"
 
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else None
@@ -89,7 +89,7 @@ def place_call(asterisk, service, probe, test_id: str, caller: str = "probe", **
     callee, ear = str(uuid.uuid4()), str(uuid.uuid4())
     variables = {
         "VOXLINE_CALL_ID": callee,
-        "VOXLINE_AUDIOSOCKET": "%s:%d" % service.audio_address,
+        "VOXLINE_AUDIOSOCKET": hostport(service.audio_address),
         "PROBE_ID": ear,
         "PROBE_ADDR": probe.address,
         **extra,

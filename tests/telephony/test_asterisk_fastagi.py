@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from calls import finish_call, start_call
+from calls import finish_call, hostport, start_call
 
 from telephony.fastagi import FastAgiServer
 from telephony.voxagi.config import Settings
@@ -34,7 +34,7 @@ def fastagi(asterisk, tap, call_id):
 
 
 def test_ten_concurrent_calls_each_hear_their_own_prompt(asterisk, tap, fastagi, call_id):
-    address = "%s:%d" % fastagi.server_address[:2]
+    address = hostport(fastagi.server_address)
     ids = [f"{call_id}-{n}" for n in range(len(TEXTS))]
     recs = [
         start_call(
@@ -57,7 +57,7 @@ def test_ten_concurrent_calls_each_hear_their_own_prompt(asterisk, tap, fastagi,
 
 
 def test_url_query_sets_the_voice_and_unknown_settings_are_errors(asterisk, tap, fastagi, call_id):
-    address = "%s:%d" % fastagi.server_address[:2]
+    address = hostport(fastagi.server_address)
     rec = start_call(
         asterisk,
         call_id,
