@@ -1,4 +1,4 @@
-"""Compressed output (mp3, Ogg Opus, flac) through an ffmpeg subprocess fed chunk by chunk.
+"""Compressed output (mp3, Ogg Opus, flac, ADTS AAC) through an ffmpeg subprocess fed by chunk.
 
 ffmpeg reads s16le from its stdin pipe; a reader thread moves its stdout into a queue, so
 ``encode()`` writes and returns at once with whatever output is ready (possibly nothing), and
@@ -39,6 +39,11 @@ def codec_args(fmt: str, sample_rate: int) -> list[str]:
         return ["-c:a", "libopus", "-b:a", "32k", "-page_duration", "100000", "-f", "ogg"]
     if fmt == "flac":
         return ["-c:a", "flac", "-f", "flac"]
+    if fmt == "aac":
+        # ADTS, not MP4/M4A: an MP4 needs a seekable output for its index, ADTS streams.
+        # Speech bitrates as for mp3.
+        bitrate = _MP3_BITRATES.get(sample_rate, "128k")
+        return ["-c:a", "aac", "-b:a", bitrate, "-f", "adts"]
     raise ValueError(f"not an ffmpeg format: {fmt}")
 
 

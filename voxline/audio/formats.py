@@ -10,6 +10,8 @@ Content types state exactly what the bytes are:
   G.711 is defined at 8000 Hz only, so no other rate is accepted.
 - ``mp3``: ``audio/mpeg``; ``flac``: ``audio/flac``; ``opus``: ``audio/ogg; codecs=opus``.
   Ogg Opus always decodes at 48 kHz, so opus output is 48000 Hz only.
+- ``aac``: ``audio/aac`` (AAC-LC in an ADTS stream: every frame carries its own header, so it
+  streams and concatenates; OpenAI's ``aac`` is the same).
 
 Without a requested rate, PCM-like formats and flac keep the engine's native rate when allowed.
 """
@@ -20,7 +22,7 @@ import shutil
 from dataclasses import dataclass
 
 SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
-FFMPEG_FORMATS = frozenset({"mp3", "opus", "flac"})
+FFMPEG_FORMATS = frozenset({"mp3", "opus", "flac", "aac"})
 
 _ALLOWED_RATES: dict[str, tuple[int, ...]] = {
     "l16": SAMPLE_RATES,
@@ -31,6 +33,7 @@ _ALLOWED_RATES: dict[str, tuple[int, ...]] = {
     "mp3": SAMPLE_RATES,
     "opus": (48000,),
     "flac": SAMPLE_RATES,
+    "aac": SAMPLE_RATES,
 }
 _ALIASES = {"mulaw": "ulaw", "pcmu": "ulaw", "pcma": "alaw", "s16le": "pcm", "ogg": "opus"}
 _RATE_REASONS = {
@@ -65,6 +68,7 @@ def content_type(fmt: str, rate: int) -> str:
         "mp3": "audio/mpeg",
         "opus": "audio/ogg; codecs=opus",
         "flac": "audio/flac",
+        "aac": "audio/aac",
     }[fmt]
 
 
