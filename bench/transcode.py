@@ -218,8 +218,10 @@ def machine() -> str:
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
-    return f"{os.cpu_count()} × {model} (nproc {len(os.sched_getaffinity(0))}), Python " + (
-        platform.python_version()
+    nproc, load = len(os.sched_getaffinity(0)), os.getloadavg()[0]
+    return (
+        f"{os.cpu_count()} × {model} (nproc {nproc}, load average {load:.1f} at the end), "
+        f"Python {platform.python_version()}"
     )
 
 
