@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget",
         type=float,
         metavar="S",
-        help="skip cells that would start after S seconds of measuring",
+        help="time budget from the CLI's start: a cell is skipped when it would start after "
+        "S seconds or is not expected to end by then (judged from the last cell of its workload)",
     )
     load.add_argument(
         "--prebuffer-ms",
@@ -193,6 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="upper bound of forced lengths (default: from the checkpoint)",
     )
 
+    where.add_argument(
+        "--expect",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="refuse to measure (exit 3) unless /health has KEY equal to VALUE (JSON), "
+        "e.g. deepspeed=true: a server that fell back to plain inference is not measured",
+    )
+
     over = p.add_argument_group("server overhead (needs --spawn)")
     over.add_argument(
         "--overhead",
@@ -217,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
+    opts.started = time.monotonic()
     # `timeout` and CI runners send SIGTERM: unwind normally so a spawned server is stopped.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     logging.basicConfig(
@@ -257,7 +269,13 @@ def main(argv: list[str] | None = None) -> int:
             target = server.target
         else:
             target = Target.from_url(opts.url)
-        run = measure(opts, target, spawn_config, out_dir)
+        _, health = get_json(target, "/health")
+        health = health if isinstance(health, dict) else {}
+        unmet = _unmet_expectations(opts.expect, health)
+        if unmet:
+            logger.error("server does not match --expect: %s", "; ".join(unmet))
+            return 3
+        run = measure(opts, target, health, spawn_config)
 
     report.write_json(out_dir / "latency.json", run)
     md = report.markdown(run)
@@ -266,14 +284,14 @@ def main(argv: list[str] | None = None) -> int:
         report.plot([run], out_dir)
     print(md)
     logger.info("wrote %s", out_dir)
+    if run["interrupted"]:
+        return 128 + signal.SIGTERM
     failed = sum(c["summary"]["errors"] for c in run["cells"])
     return 1 if failed else 0
 
 
-def measure(opts, target: Target, spawn_config: SpawnConfig | None, out_dir: Path) -> dict:
+def measure(opts, target: Target, health: dict, spawn_config: SpawnConfig | None) -> dict:
     """Everything between a ready server and the results dict."""
-    _, health = get_json(target, "/health")
-    health = health if isinstance(health, dict) else {}
     engine = str(health.get("engine") or opts.engine)
     checkpoint = environment.describe_checkpoint(opts.xtts_dir)
     label = environment.model_label(engine, checkpoint, opts.weights)
@@ -321,40 +339,9 @@ def measure(opts, target: Target, spawn_config: SpawnConfig | None, out_dir: Pat
     warmup = _warm_up(
         target, plan, by_workload or {"short": texts.select("short", {"en"})}, opts.warmup, progress
     )
-    cells: list[Cell] = []
-    skipped: list[str] = []
-    started = time.monotonic()
-    for workload, wtexts in by_workload.items():
-        for mode, level in levels:
-            name = f"{workload}@{'c' if mode == 'closed' else 'rate'}={level:g}"
-            if opts.budget is not None and time.monotonic() - started > opts.budget:
-                skipped.append(name)
-                progress.update(opts.requests)
-                continue
-            progress.set_postfix_str(name)
-
-            def done(result: RequestResult) -> None:
-                progress.update(1)
-
-            if mode == "closed":
-                cell = run_closed(target, plan, wtexts, workload, int(level), opts.requests, done)
-            else:
-                cell = run_open(
-                    target, plan, wtexts, workload, level, opts.requests, opts.seed, done
-                )
-            cells.append(cell)
-            s = cell.summary()
-            logger.info(
-                "%s: ok %d/%d, TTFA p50 %s ms, RTF p50 %s",
-                name,
-                s["ok"],
-                s["requests"],
-                _fmt_ms(s["ttfa_s"]["p50"]),
-                _fmt(s["rtf"]["p50"]),
-            )
-
+    cells, skipped, interrupted = _run_cells(opts, target, plan, by_workload, levels, progress)
     overhead = []
-    if opts.overhead:
+    if opts.overhead and not interrupted:
         overhead.append(_overhead(opts, target, plan, spawn_config, overhead_text, progress))
     progress.close()
 
@@ -392,10 +379,67 @@ def measure(opts, target: Target, spawn_config: SpawnConfig | None, out_dir: Pat
         },
         "cells": [c.to_json() for c in cells],
         "skipped_cells": skipped,
+        "interrupted": interrupted,
         "requests": [r.to_json() for c in cells for r in c.requests],
         "warmup_requests": [r.to_json() for r in warmup],
         "overhead": overhead,
     }
+
+
+def _unmet_expectations(expect: list[tuple[str, str]], health: dict) -> list[str]:
+    unmet = []
+    for key, raw in expect:
+        try:
+            want = json.loads(raw)
+        except ValueError:
+            want = raw
+        if health.get(key) != want:
+            unmet.append(f"{key} is {health.get(key)!r}, expected {want!r}")
+    return unmet
+
+
+def _run_cells(opts, target, plan, by_workload, levels, progress):
+    """Every workload × level cell in order, within the time budget; stops early on SIGTERM."""
+    cells: list[Cell] = []
+    skipped: list[str] = []
+    last_duration: dict[str, float] = {}
+    for workload, wtexts in by_workload.items():
+        for mode, level in levels:
+            name = f"{workload}@{'c' if mode == 'closed' else 'rate'}={level:g}"
+            elapsed = time.monotonic() - opts.started
+            if opts.budget is not None and elapsed + last_duration.get(workload, 0) > opts.budget:
+                skipped.append(name)
+                progress.update(opts.requests)
+                continue
+            progress.set_postfix_str(name)
+
+            def done(result: RequestResult) -> None:
+                progress.update(1)
+
+            try:
+                if mode == "closed":
+                    cell = run_closed(
+                        target, plan, wtexts, workload, int(level), opts.requests, done
+                    )
+                else:
+                    cell = run_open(
+                        target, plan, wtexts, workload, level, opts.requests, opts.seed, done
+                    )
+            except (KeyboardInterrupt, SystemExit):
+                logger.warning("interrupted during %s: writing the cells finished so far", name)
+                return cells, skipped + [name], True
+            cells.append(cell)
+            last_duration[workload] = cell.wall_s
+            s = cell.summary()
+            logger.info(
+                "%s: ok %d/%d, TTFA p50 %s ms, RTF p50 %s",
+                name,
+                s["ok"],
+                s["requests"],
+                _fmt_ms(s["ttfa_s"]["p50"]),
+                _fmt(s["rtf"]["p50"]),
+            )
+    return cells, skipped, False
 
 
 def _languages(choice: str, target: Target, available: list[str]) -> set[str]:
@@ -434,8 +478,16 @@ def _overhead(opts, target, plan, spawn_config, text, progress) -> dict:
     local = load_local_engine(spawn_config.env(target.port), opts.speaker)
     body, _, _ = plan.payload(text, 0)
     progress.set_postfix_str(f"overhead {local.engine.name}")
+    deadline = opts.started + opts.budget if opts.budget is not None else None
     result = measure_overhead(
-        local, target, body, text.id, opts.overhead, opts.timeout, lambda: progress.update(1)
+        local,
+        target,
+        body,
+        text.id,
+        opts.overhead,
+        opts.timeout,
+        lambda: progress.update(1),
+        deadline=deadline,
     )
     data = result.to_json()
     logger.info(

@@ -59,6 +59,8 @@ def load_local_engine(env: Mapping[str, str], speaker: str | None) -> LocalEngin
     voice = bank.get(voice_name) if voice_name else None
     if voice is None:
         raise ValueError(f"voice {voice_name!r} is not available in-process")
+    if settings.warmup:
+        engine.warmup(voice)  # as the server does before it reports ready
     return LocalEngine(engine, voice_name, voice, split_text)
 
 
@@ -112,14 +114,20 @@ def measure_overhead(
     count: int,
     timeout_s: float,
     on_step: Callable[[], None] | None = None,
+    warmup: int = 2,
+    deadline: float | None = None,
 ) -> OverheadResult:
-    """Alternate `count` HTTP requests with `count` in-process runs of the same request."""
+    """Alternate `count` HTTP requests with `count` in-process runs of the same request, after
+    `warmup` unrecorded pairs (the first calls of a fresh model pay for lazy allocations).
+    Stops early, keeping the pairs done, once time.monotonic() passes `deadline`."""
     language = str(payload.get("language", "en"))
     text = str(payload["text"]).strip()
     params = synthesis_params(payload)
     body = {**payload, "speaker": local.voice_name}
     out = OverheadResult(local.engine.name, text_id, local.voice_name)
-    for i in range(count):
+    for i in range(-warmup, count):
+        if deadline is not None and time.monotonic() > deadline:
+            break
         result = RequestResult(
             index=i,
             workload="overhead",
@@ -130,16 +138,20 @@ def measure_overhead(
             chars=len(text),
             forced_tokens=params.max_new_tokens,
         )
-        out.http.append(stream_tts(target, body, result, timeout_s))
+        stream_tts(target, body, result, timeout_s)
         start = time.perf_counter()
         chunks = local.stream(text, language, params)
         try:
             next(chunks)
-            out.inprocess_first_chunk_s.append(time.perf_counter() - start)
+            first = time.perf_counter() - start
             for _ in chunks:
                 pass
         finally:
             chunks.close()
+        if i < 0:
+            continue
+        out.http.append(result)
+        out.inprocess_first_chunk_s.append(first)
         out.inprocess_total_s.append(time.perf_counter() - start)
         if on_step:
             on_step()

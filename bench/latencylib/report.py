@@ -156,9 +156,11 @@ def plot(runs: list[dict], out_dir: Path, prefix: str = "") -> list[Path]:
                 )
                 if not ttfa:
                     continue
-                ys = [(i + 1) / len(ttfa) for i in range(len(ttfa))]
+                ys = [0.0] + [(i + 1) / len(ttfa) for i in range(len(ttfa))]
+                ttfa = [ttfa[0]] + ttfa
                 label = _level(cell) if len(runs) == 1 else f"{run['run_label']} {_level(cell)}"
                 ax.step(ttfa, ys, where="post", label=label)
+        ax.set_ylim(0, 1.02)
         ax.set_title(f"TTFA CDF: {workload}")
         ax.set_xlabel("time to first audio (ms)")
         ax.set_ylabel("fraction of requests")
@@ -199,6 +201,9 @@ def plot(runs: list[dict], out_dir: Path, prefix: str = "") -> list[Path]:
     ax_t.set(title="TTFA vs load", xlabel=xlabel, ylabel="ms")
     ax_r.set(title="RTF vs load (TTLB / audio s)", xlabel=xlabel, ylabel="RTF")
     ax_r.axhline(1.0, color="grey", lw=0.8)
+    levels = sorted({c["level"] for r in runs for c in r["cells"]})
+    for ax in (ax_t, ax_r):
+        ax.set_xticks(levels)
     for ax in (ax_t, ax_r):
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small")

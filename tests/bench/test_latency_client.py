@@ -145,3 +145,35 @@ def test_cli_needs_a_server_choice(capsys):
     assert latency.main(["--concurrency", "1"]) == 2
     with pytest.raises(SystemExit):
         latency.main(["--url", "http://x", "--spawn"])
+
+
+def test_cli_refuses_a_server_that_does_not_match_expect(tmp_path):
+    with StubServer() as stub:
+        rc = latency.main(["--url", stub.url, "--expect", "deepspeed=true", "--out", str(tmp_path)])
+        assert rc == 3
+        assert stub.payloads == []
+
+
+def test_cli_budget_skips_cells_and_still_writes_results(tmp_path):
+    with StubServer() as stub:
+        rc = latency.main(
+            [
+                "--url",
+                stub.url,
+                "--budget",
+                "0",
+                "--warmup",
+                "0",
+                "--concurrency",
+                "1,2",
+                "--workloads",
+                "short",
+                "--no-progress",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    assert rc == 0
+    run = json.loads((tmp_path / "latency.json").read_text())
+    assert run["cells"] == [] and run["skipped_cells"] == ["short@c=1", "short@c=2"]
+    assert "Skipped (time budget): short@c=1, short@c=2" in (tmp_path / "latency.md").read_text()
