@@ -22,6 +22,7 @@ class FakeEngine(Engine):
         self.n_chunks = n_chunks
         self.chunk_len = chunk_len
         self.gate: threading.Event | None = None  # when set, each chunk waits for it
+        self.permits: threading.Semaphore | None = None  # each chunk takes one permit
         self.fail_after: int | None = None
         self.started = 0
         self.closed = 0
@@ -56,6 +57,8 @@ class FakeEngine(Engine):
             for i in range(self.n_chunks):
                 if self.gate is not None:
                     self.gate.wait(10)
+                if self.permits is not None:
+                    self.permits.acquire(timeout=10)
                 if self.fail_after is not None and i >= self.fail_after:
                     raise RuntimeError("synthetic engine failure")
                 with self.lock:

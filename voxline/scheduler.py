@@ -1,25 +1,39 @@
-"""The synthesis scheduler: the only way to the model, one request at a time, in arrival order.
+"""The synthesis scheduler: one thread owns the model and steps every active request in turn.
 
-XTTS keeps per-call state on the shared model (`gpt_inference.cached_prefix_emb`), so two
-requests must never run on it at once, not even two generators interleaved in one thread.
-Requests wait in a bounded FIFO; a full queue is refused at once, a client that goes away while
-waiting leaves the queue, and a stream whose client goes away stops within one chunk.
+XTTS keeps per-call state on the shared model, so no two threads may touch it. Instead of
+serialising whole requests (caller 4 waits for callers 1-3 to finish), the scheduler's loop
+holds each request's own stream state (`EngineStream`) and computes one chunk at a time for the
+stream whose playback deadline comes first:
+
+- a stream that has sent no audio yet has its arrival time as deadline, so new callers get
+  their first chunk quickly, in arrival order;
+- a stream that has sent audio is due when that audio would run out at real-time playback
+  (time of its first chunk + seconds of audio sent); one comfortably ahead yields.
+
+Requests beyond `max_active` wait in a bounded FIFO; beyond `max_queue` waiting, `submit`
+refuses at once (503). Cancellation and errors are per request.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 
+from voxline.engines.base import EngineStream
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+StreamOpener = Callable[[], EngineStream]
+_END = object()
 
 
 class QueueFull(Exception):
@@ -31,108 +45,221 @@ class QueueFull(Exception):
 
 
 class QueueTimeout(QueueFull):
-    """Waited longer than the configured limit for the model."""
+    """Waited longer than the configured limit for a synthesis slot."""
 
 
 class Cancelled(Exception):
-    """The client went away before or during synthesis."""
+    """The client went away before synthesis started."""
 
 
-class Ticket:
-    """A request's place in line; `release` is idempotent."""
+class SynthesisError(RuntimeError):
+    """The engine failed on this request (the scheduler goes on with the others)."""
 
-    def __init__(self, scheduler: Scheduler, number: int, request_id: str) -> None:
-        self.scheduler = scheduler
-        self.number = number
-        self.request_id = request_id
-        self.holding = False
-        self.started = 0.0
 
-    def release(self) -> None:
-        self.scheduler._release(self)
+@dataclass(eq=False)
+class Job:
+    """One request inside the scheduler: its sentences, its stream, its playback clock."""
+
+    request_id: str
+    openers: list[StreamOpener]
+    sample_rate: int
+    client_gone: Callable[[], bool]
+    number: int = 0
+    arrival: float = field(default_factory=time.monotonic)
+    out: queue.Queue = field(default_factory=queue.Queue)
+    admitted: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    stream: EngineStream | None = None
+    first_chunk_at: float | None = None
+    audio_s: float = 0.0
+
+    def deadline(self) -> float:
+        """When this stream's listener runs out of audio (its arrival, before any audio)."""
+        if self.first_chunk_at is None:
+            return self.arrival
+        return self.first_chunk_at + self.audio_s
+
+    def cancelled(self) -> bool:
+        return self.cancel.is_set() or self.client_gone()
+
+
+class JobHandle:
+    """What a request thread holds: waits for admission, reads chunks, cancels on close."""
+
+    def __init__(self, scheduler: Scheduler, job: Job) -> None:
+        self._scheduler = scheduler
+        self.job = job
+
+    def wait_admitted(self, timeout_s: float) -> None:
+        """Block until the job is active; raise QueueTimeout or Cancelled and leave the queue."""
+        deadline = time.monotonic() + timeout_s
+        while not self.job.admitted.wait(0.05):
+            if self.job.cancelled():
+                self.close()
+                raise Cancelled(self.job.request_id)
+            if time.monotonic() > deadline:
+                self.close()
+                raise QueueTimeout(self._scheduler.retry_after())
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """The request's audio as the loop computes it; raises SynthesisError on failure."""
+        try:
+            while True:
+                item = self.job.out.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise SynthesisError(str(item)) from item
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop this request's synthesis (idempotent): the loop drops it at its next turn."""
+        self.job.cancel.set()
+        self._scheduler._wake()
 
 
 class Scheduler:
-    """Owns exclusive use of one engine."""
+    """Owns exclusive use of one engine from a single loop thread."""
 
-    def __init__(self, max_queue: int = 16, wait_timeout_s: float = 120.0) -> None:
+    def __init__(self, max_queue: int = 16, wait_timeout_s: float = 120.0,
+                 max_active: int = 8) -> None:
         self.max_queue = max_queue
+        self.max_active = max_active
         self.wait_timeout_s = wait_timeout_s
         self._cond = threading.Condition()
-        self._waiting: deque[Ticket] = deque()
-        self._holder: Ticket | None = None
+        self._pending: deque[Job] = deque()
+        self._active: list[Job] = []
+        self._tasks: deque[tuple[Callable[[], Any], queue.Queue]] = deque()
         self._numbers = itertools.count()
-        self._recent_s = 2.0  # moving estimate of one request's model time, for Retry-After
+        self._thread: threading.Thread | None = None
+        self._chunk_s = 0.5  # moving estimate of one step's time, for Retry-After
 
     @property
     def depth(self) -> int:
-        """Requests waiting for the model (not counting the one using it)."""
+        """Requests waiting for a slot (not counting active ones)."""
         with self._cond:
-            return len(self._waiting)
+            return len(self._pending)
+
+    @property
+    def active(self) -> int:
+        with self._cond:
+            return len(self._active)
 
     @property
     def busy(self) -> bool:
         with self._cond:
-            return self._holder is not None
+            return bool(self._active or self._tasks)
 
-    def acquire(self, request_id: str, cancelled: Callable[[], bool] = lambda: False) -> Ticket:
-        """Wait in line for the model; raise QueueFull, QueueTimeout or Cancelled."""
+    def retry_after(self) -> int:
+        return max(1, round(self._chunk_s * (len(self._pending) + len(self._active) + 1)))
+
+    def submit(self, request_id: str, openers: list[StreamOpener], sample_rate: int,
+               client_gone: Callable[[], bool] = lambda: False) -> JobHandle:
+        """Queue a request (one opener per sentence); raise QueueFull when there is no room."""
+        job = Job(request_id, openers, sample_rate, client_gone, number=next(self._numbers))
         with self._cond:
-            if self._holder is not None and len(self._waiting) >= self.max_queue:
-                raise QueueFull(self._retry_after())
-            ticket = Ticket(self, next(self._numbers), request_id)
-            self._waiting.append(ticket)
-            deadline = time.monotonic() + self.wait_timeout_s
-            try:
-                while self._holder is not None or self._waiting[0] is not ticket:
-                    if cancelled():
-                        raise Cancelled(request_id)
-                    if time.monotonic() > deadline:
-                        raise QueueTimeout(self._retry_after())
-                    self._cond.wait(0.1)
-            except BaseException:
-                self._waiting.remove(ticket)
-                self._cond.notify_all()
-                raise
-            self._waiting.popleft()
-            self._holder = ticket
-            ticket.holding = True
-            ticket.started = time.monotonic()
-        return ticket
-
-    def _release(self, ticket: Ticket) -> None:
-        with self._cond:
-            if self._holder is ticket:
-                self._holder = None
-                elapsed = time.monotonic() - ticket.started
-                self._recent_s = 0.8 * self._recent_s + 0.2 * elapsed
-                self._cond.notify_all()
-            ticket.holding = False
-
-    def _retry_after(self) -> int:
-        return max(1, round(self._recent_s * (len(self._waiting) + 1)))
+            if len(self._active) >= self.max_active and len(self._pending) >= self.max_queue:
+                raise QueueFull(self.retry_after())
+            self._pending.append(job)
+            self._ensure_thread()
+            self._cond.notify_all()
+        return JobHandle(self, job)
 
     def run(self, request_id: str, fn: Callable[[], T]) -> T:
-        """Run `fn` with the model held (voice cloning, warm-up)."""
-        ticket = self.acquire(request_id)
+        """Run `fn` on the loop thread between steps (voice cloning, warm-up) and return it."""
+        result: queue.Queue = queue.Queue(maxsize=1)
+        with self._cond:
+            self._tasks.append((fn, result))
+            self._ensure_thread()
+            self._cond.notify_all()
+        ok, value = result.get()
+        if not ok:
+            raise value
+        return value
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="voxline-scheduler",
+                                            daemon=True)
+            self._thread.start()
+
+    # The loop ------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            task, job = self._next_work()
+            if task is not None:
+                self._run_task(*task)
+            elif job is not None:
+                started = time.monotonic()
+                self._step(job)
+                self._chunk_s = 0.9 * self._chunk_s + 0.1 * (time.monotonic() - started)
+
+    def _next_work(self) -> tuple[tuple | None, Job | None]:
+        """Wait for work; admit waiting jobs; return a task, or the job to step next."""
+        with self._cond:
+            while True:
+                self._drop_cancelled()
+                while self._pending and len(self._active) < self.max_active:
+                    job = self._pending.popleft()
+                    self._active.append(job)
+                    job.admitted.set()
+                if self._tasks:
+                    return self._tasks.popleft(), None
+                if self._active:
+                    return None, min(self._active, key=lambda j: (j.deadline(), j.number))
+                self._cond.wait(0.5)
+
+    def _drop_cancelled(self) -> None:
+        for job in [j for j in self._pending if j.cancel.is_set()]:
+            self._pending.remove(job)
+        for job in [j for j in self._active if j.cancelled()]:
+            logger.info("[%s] client went away; stopping synthesis", job.request_id)
+            self._finish(job, None)
+
+    def _finish(self, job: Job, outcome: object) -> None:
+        if job.stream is not None:
+            job.stream.close()
+            job.stream = None
+        if job in self._active:
+            self._active.remove(job)
+        if outcome is not None:
+            job.out.put(outcome)
+
+    def _step(self, job: Job) -> None:
+        """Compute one chunk of `job` (opening its next sentence when needed)."""
         try:
-            return fn()
-        finally:
-            ticket.release()
+            chunk = None
+            while chunk is None:
+                if job.stream is None:
+                    if not job.openers:
+                        with self._cond:
+                            self._finish(job, _END)
+                        return
+                    job.stream = job.openers.pop(0)()
+                chunk = job.stream.step()
+                if chunk is None:
+                    job.stream.close()
+                    job.stream = None
+        except Exception as exc:
+            logger.exception("[%s] synthesis failed", job.request_id)
+            with self._cond:
+                self._finish(job, exc)
+            return
+        if job.first_chunk_at is None:
+            job.first_chunk_at = time.monotonic()
+        job.audio_s += len(chunk) / job.sample_rate
+        job.out.put(chunk)
 
     @staticmethod
-    def stream(
-        ticket: Ticket, chunks: Iterator[np.ndarray], cancelled: Callable[[], bool]
-    ) -> Iterator[np.ndarray]:
-        """Drive an engine stream for a ticket that holds the model; always close and release."""
+    def _run_task(fn: Callable[[], Any], result: queue.Queue) -> None:
         try:
-            for chunk in chunks:
-                if cancelled():
-                    logger.info("[%s] client went away; stopping synthesis", ticket.request_id)
-                    return
-                yield chunk
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-            ticket.release()
+            result.put((True, fn()))
+        except Exception as exc:
+            result.put((False, exc))

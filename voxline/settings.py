@@ -36,6 +36,11 @@ class Settings:
     default_voice: str | None = None
     max_chars: int = 5000
     max_queue: int = 16
+    # Streams synthesised at once (interleaved chunk by chunk); more wait in the queue.
+    max_active: int = 8
+    # GPT tokens per XTTS chunk: a small first chunk for fast first audio, then larger ones
+    # (HiFi-GAN re-decodes everything so far at each chunk, so fewer chunks cost less).
+    chunk_schedule: str = "4,20"
     queue_timeout_s: float = 120.0
     warmup: bool = True
     tone_chunk_ms: float = 20.0
@@ -81,8 +86,23 @@ class Settings:
             parse_level_policy(self.level)
         except ValueError as exc:
             raise SettingsError(f"VOXLINE_LEVEL: {exc}") from exc
+        if self.max_active < 1:
+            raise SettingsError("VOXLINE_MAX_ACTIVE must be at least 1")
+        self.chunk_sizes()
         if self.threads < 1:
             raise SettingsError("VOXLINE_THREADS must be at least 1")
+
+
+    def chunk_sizes(self) -> tuple[int, ...]:
+        """`chunk_schedule` as numbers: "4,20" -> (4, 20)."""
+        try:
+            sizes = tuple(int(x) for x in self.chunk_schedule.split(","))
+        except ValueError:
+            sizes = ()
+        if not sizes or min(sizes) < 1:
+            raise SettingsError(f"VOXLINE_CHUNK_SCHEDULE={self.chunk_schedule!r} must be "
+                                "positive token counts separated by commas, e.g. 4,20")
+        return sizes
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

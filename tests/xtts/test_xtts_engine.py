@@ -16,7 +16,8 @@ from voxline.engines.xtts_engine import XttsEngine, choose_deepspeed, choose_dev
 from voxline.voices.bank import VoiceBank
 
 pytestmark = pytest.mark.slow
-FORCED = SynthesisParams(top_k=1, seed=7, min_new_tokens=30, max_new_tokens=30)
+FORCED = SynthesisParams(top_k=1, seed=7, min_new_tokens=30, max_new_tokens=30,
+                         stream_chunk_size=20)
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,26 @@ def test_forced_length_stream_is_deterministic_and_float32(engine):
     # One GPT token is 1024 samples at 22.05 kHz; 30 tokens decode to about 1.39 s at 24 kHz.
     total = sum(len(c) for c in first)
     assert abs(total - 30 * 1024 * 24000 / 22050) < 1024
+
+
+@pytest.mark.parametrize("top_k", [1, 50])
+def test_stepping_loop_equals_coqui_inference_stream(engine, top_k):
+    import torch
+
+    voice = engine.compute_conditioning([sine_clip()])
+    params = SynthesisParams(top_k=top_k, seed=3, min_new_tokens=30, max_new_tokens=30,
+                             stream_chunk_size=8)
+    ours = list(engine.stream("Exactly the same audio.", voice, "en", params))
+    torch.manual_seed(3)
+    theirs = [c.numpy() for c in engine.model.inference_stream(
+        "Exactly the same audio.", "en",
+        torch.from_numpy(voice["gpt_cond_latent"]), torch.from_numpy(voice["speaker_embedding"]),
+        stream_chunk_size=8, temperature=params.temperature, top_k=top_k, top_p=params.top_p,
+        repetition_penalty=params.repetition_penalty, length_penalty=params.length_penalty,
+        min_new_tokens=30, max_new_tokens=30)]
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_closing_the_stream_mid_way_leaves_the_model_usable(engine):

@@ -32,12 +32,46 @@ class SynthesisParams:
     repetition_penalty: float = 5.0
     length_penalty: float = 1.0
     speed: float = 1.0
-    stream_chunk_size: int = 20
+    stream_chunk_size: int | None = None  # a fixed chunk size instead of the schedule
     seed: int | None = None
     # Forcing the GPT output length makes random-weight checkpoints usable for tests and
     # latency benchmarks; real voices leave both unset.
     min_new_tokens: int | None = None
     max_new_tokens: int | None = None
+    # GPT tokens per chunk: the first entries for the first chunks, the last one repeats.
+    # None: the engine's configured schedule; `stream_chunk_size` in a request fixes one size.
+    chunk_schedule: tuple[int, ...] | None = None
+
+
+class EngineStream(ABC):
+    """One request's synthesis in progress: per-request state apart from the shared model.
+
+    The scheduler calls `step` from its one thread, interleaving streams of different
+    requests; each call computes the next chunk.
+    """
+
+    @abstractmethod
+    def step(self) -> np.ndarray | None:
+        """Compute and return the next float32 chunk, or None when the utterance is done."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Free what the stream holds (KV cache, generator); safe to call twice."""
+
+
+class GeneratorStream(EngineStream):
+    """Adapts an engine whose synthesis is a plain generator (Piper, tone, test fakes)."""
+
+    def __init__(self, chunks: Iterator[np.ndarray]) -> None:
+        self._chunks = chunks
+
+    def step(self) -> np.ndarray | None:
+        return next(self._chunks, None)
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
 
 
 class EngineError(RuntimeError):
@@ -75,6 +109,12 @@ class Engine(ABC):
         self, text: str, voice: Conditioning, language: str, params: SynthesisParams
     ) -> Iterator[np.ndarray]:
         """Yield float32 mono chunks at `sample_rate` while they are generated."""
+
+    def open_stream(
+        self, text: str, voice: Conditioning, language: str, params: SynthesisParams
+    ) -> EngineStream:
+        """Start synthesising `text`; engines with their own per-request state override this."""
+        return GeneratorStream(self.stream(text, voice, language, params))
 
     def warmup(self, voice: Conditioning) -> None:
         """Run one short synthesis so the first real request does not pay for lazy setup."""

@@ -33,7 +33,8 @@ def load_engine(name: str, settings: Settings) -> Engine:
         from voxline.engines.xtts_engine import XttsEngine
 
         folder = resolve_checkpoint(settings.xtts_dir)
-        return XttsEngine(folder, settings.device, settings.deepspeed, settings.fp16)
+        return XttsEngine(folder, settings.device, settings.deepspeed, settings.fp16,
+                          settings.chunk_sizes())
     if name == "piper":
         from voxline.engines.piper_engine import PiperEngine
 

@@ -105,7 +105,7 @@ def tts_stream():
     try:
         pipeline = AudioPipeline(job.spec, svc.engine.sample_rate, level=svc.level)
     except Exception:
-        job.ticket.release()
+        job.close()
         raise
     headers = {**_audio_headers(job), "X-Accel-Buffering": "no"}
     return Response(stream_body(job, pipeline), headers=headers,
@@ -123,8 +123,7 @@ def tts():
         logger.exception("[%s] synthesis failed", g.request_id)
         raise ApiError(500, "synthesis_failed", "synthesis failed; see the server log") from exc
     finally:
-        job.chunks.close()
-        job.ticket.release()
+        job.close()
     return Response(audio, headers=_audio_headers(job), content_type=job.spec.content_type)
 
 

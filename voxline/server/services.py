@@ -23,7 +23,9 @@ class Services:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.level: LevelPolicy = parse_level_policy(settings.level)
-        self.scheduler = Scheduler(settings.max_queue, settings.queue_timeout_s)
+        self.scheduler = Scheduler(
+            settings.max_queue, settings.queue_timeout_s, settings.max_active
+        )
         self.defaults = SynthesisParams()
         self.engine = engine
         self.voices: VoiceBank | None = None

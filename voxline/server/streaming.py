@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import select
 import socket
@@ -12,7 +13,7 @@ import numpy as np
 
 from voxline.audio import AudioFormatError, AudioPipeline, OutputSpec, resolve_output
 from voxline.engines.base import Conditioning
-from voxline.scheduler import Cancelled, QueueFull, Scheduler, Ticket
+from voxline.scheduler import Cancelled, JobHandle, QueueFull
 from voxline.server.errors import ApiError, bad_request
 from voxline.server.params import TtsRequest
 from voxline.server.services import Services
@@ -23,14 +24,18 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Job:
-    """A request resolved against the loaded engine and voices, holding the model."""
+    """A request resolved against the loaded engine and voices, admitted by the scheduler."""
 
     request_id: str
     voice_name: str
     language: str
     spec: OutputSpec
-    ticket: Ticket
+    handle: JobHandle
     chunks: Iterator[np.ndarray]
+
+    def close(self) -> None:
+        self.chunks.close()
+        self.handle.close()
 
 
 def client_gone_probe(environ: dict) -> Callable[[], bool]:
@@ -87,19 +92,17 @@ def start_job(
     sentences = split_text(req.text, engine.sentence_limit(language), language)
     if not sentences:
         raise bad_request("missing_text", "text has nothing to speak")
+    openers = [functools.partial(engine.open_stream, s, voice, language, req.params)
+               for s in sentences]
+    scheduler = services.scheduler
     try:
-        ticket = services.scheduler.acquire(request_id, cancelled)
+        handle = scheduler.submit(request_id, openers, engine.sample_rate, cancelled)
+        handle.wait_admitted(scheduler.wait_timeout_s)
     except QueueFull as exc:
         raise ApiError(503, "queue_full", str(exc), {"Retry-After": str(exc.retry_after)}) from exc
     except Cancelled as exc:
         raise ApiError(499, "client_closed", "client went away while waiting") from exc
-
-    def chunks() -> Iterator[np.ndarray]:
-        for sentence in sentences:
-            yield from engine.stream(sentence, voice, language, req.params)
-
-    return Job(request_id, voice_name, language, spec, ticket,
-               Scheduler.stream(ticket, chunks(), cancelled))
+    return Job(request_id, voice_name, language, spec, handle, handle.chunks())
 
 
 def stream_body(job: Job, pipeline: AudioPipeline) -> Iterator[bytes]:
@@ -118,6 +121,5 @@ def stream_body(job: Job, pipeline: AudioPipeline) -> Iterator[bytes]:
     except Exception:
         logger.exception("[%s] synthesis failed; ending the stream", job.request_id)
     finally:
-        job.chunks.close()
+        job.close()
         pipeline.close()
-        job.ticket.release()
