@@ -22,7 +22,7 @@ from telephony.audiosocket.protocol import (
 
 @dataclass
 class Heard:
-    """What one call's caller heard: s16 frames with their arrival times (time.monotonic)."""
+    """What one call's caller heard: s16 frames with arrival times (time.time, as Asterisk logs)."""
 
     call_id: str
     frames: list[tuple[float, bytes]] = field(default_factory=list)
@@ -122,7 +122,7 @@ class _ProbeHandler(socketserver.BaseRequestHandler):
                 if frame is None or frame.kind == KIND_HANGUP:
                     break
                 if frame.kind == KIND_SLIN:
-                    heard.frames.append((time.monotonic(), frame.payload))
+                    heard.frames.append((time.time(), frame.payload))
         except (ProtocolError, OSError):
             pass
         finally:

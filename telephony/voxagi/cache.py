@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
 import os
-import tempfile
+import threading
 import time
 
-logger = logging.getLogger(__name__)
+from .log import get_logger
+
+logger = get_logger(__name__)
 
 EXTENSION = ".ulaw"
 _STALE_PART_S = 600.0
@@ -18,7 +18,7 @@ _STALE_PART_S = 600.0
 def prompt_key(text: str, voice: str, language: str, params: str) -> str:
     """A stable name for the audio of (text, voice, language, params)."""
     query = "&".join(sorted(p for p in params.split("&") if p))
-    blob = json.dumps([text, voice, language, query, "ulaw", 8000], ensure_ascii=False)
+    blob = "\0".join([text, voice, language, query, "ulaw", "8000"])
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:40]
 
 
@@ -45,11 +45,12 @@ class PromptCache:
     def store(self, key: str, audio: bytes) -> str:
         """Write a prompt to a temp file, then rename it into place; returns its sound path."""
         os.makedirs(self.directory, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{key}.", suffix=".part", dir=self.directory)
+        # A name no other process or thread uses; Asterisk ignores the .part extension.
+        temp = os.path.join(self.directory, f".{key}.{os.getpid()}.{threading.get_ident()}.part")
+        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(audio)
-            os.chmod(temp, 0o644)
             os.replace(temp, self.sound_path(key) + EXTENSION)
         except BaseException:
             _unlink(temp)

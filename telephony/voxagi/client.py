@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 import socket
 import threading
 import time
 import urllib.parse
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    import http.client
 
 ULAW_TYPES = ("audio/pcmu", "audio/basic", "audio/x-mulaw", "audio/ulaw", "audio/mulaw")
 PCM_TYPES = ("audio/pcm", "audio/x-raw", "application/octet-stream")
@@ -77,6 +78,10 @@ class TtsRequest:
 
     def _connection(self) -> http.client.HTTPConnection:
         """Open a connection to the server within the connect timeout."""
+        # Imported on first use: a cached prompt never needs it and the AGI script starts
+        # per call (http.client and ssl cost ~30 ms of start-up on Python 3.14).
+        import http.client
+
         scheme = self.url.scheme
         cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
         conn = cls(self.url.hostname or "127.0.0.1", self.url.port, timeout=self.connect_timeout)
@@ -89,6 +94,8 @@ class TtsRequest:
 
     def chunks(self) -> Iterator[bytes]:
         """Yield the body in chunks as it arrives; raises TtsError on any failure."""
+        import http.client
+
         deadline = time.monotonic() + self.timeout
         conn = self._conn = self._connection()
         try:
@@ -136,6 +143,9 @@ class TtsRequest:
 
 def _error_message(response: http.client.HTTPResponse) -> str:
     """The `message` of a JSON error body, else the start of the body."""
+    import http.client
+    import json
+
     try:
         body = response.read(4096)
     except (OSError, http.client.HTTPException):

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
 from types import FrameType
 from typing import Callable
 
+from . import log
 from .config import ConfigError, Settings, from_environment
 from .protocol import AgiChannel, AgiHangup, LineSource
 from .speak import run_call
 
-logger = logging.getLogger("voxline.agi")
+logger = log.get_logger("voxline.agi")
 
 
 def _write_all(fd: int) -> Callable[[bytes], None]:
@@ -42,7 +42,7 @@ def call_arguments(args: list[str]) -> tuple[str, dict[str, str]]:
 
 def main() -> int:
     """Run one AGI call; the exit status is 0 unless Asterisk never spoke to us."""
-    logging.basicConfig(
+    log.configure(
         level=os.environ.get("VOXLINE_TTS_LOG_LEVEL", "WARNING").upper(),
         format="voxline.agi[%(process)d] %(levelname)s %(message)s",
         stream=sys.stderr,
@@ -57,8 +57,7 @@ def main() -> int:
         except ConfigError as exc:
             base = exc
         text, overrides = call_arguments(channel.args)
-        outcome = run_call(channel, base, text, overrides)
-        logger.info("done: %s %s %s", outcome.status, outcome.digit, outcome.error)
-    except AgiHangup as exc:
-        logger.info("call ended: %s", exc)
+        run_call(channel, base, text, overrides)
+    except AgiHangup:
+        pass  # the caller left: nothing more to do, and nothing to report
     return 0

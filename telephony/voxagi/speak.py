@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -10,10 +9,11 @@ from dataclasses import dataclass
 from .cache import PromptCache, prompt_key
 from .client import TtsError, TtsRequest, build_query
 from .config import ConfigError, Settings, with_channel
+from .log import get_logger
 from .protocol import AgiChannel, AgiCommandError, AgiHangup
 from .text import split_sentences
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 OK, INTERRUPTED, ERROR = "OK", "INTERRUPTED", "ERROR"
 _POLL_S = 0.05

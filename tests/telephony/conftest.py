@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -23,15 +20,9 @@ from stub_tts import StubTts  # noqa: E402
 from tap import Tap  # noqa: E402
 
 from telephony.testing.asterisk import Asterisk, prepare_chroot  # noqa: E402
+from telephony.testing.tts_server import TtsServer  # noqa: E402
 
 REQUIRE_ENV = "VOXLINE_REQUIRE_ASTERISK"
-
-
-def free_port() -> int:
-    """A free loopback TCP port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _asterisk_unavailable() -> str | None:
@@ -73,52 +64,6 @@ def asterisk(asterisk_root: Path):
         instance.stop()
 
 
-class TtsServer:
-    """The real Voxline server (gunicorn) on a free loopback port."""
-
-    def __init__(self, engine: str, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log
-        env = {
-            **os.environ,
-            "VOXLINE_ENGINE": engine,
-            "VOXLINE_BIND": f"127.0.0.1:{self.port}",
-            "VOXLINE_CACHE_DIR": str(log.parent / "server-cache"),
-        }
-        gunicorn = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
-        self.log = log.open("ab")
-        self.proc = subprocess.Popen(
-            gunicorn, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-
-    def wait_ready(self, timeout: float = 120.0) -> TtsServer:
-        """Poll /ready until 200."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"server not ready:\n{self.log_path.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        """Terminate gunicorn."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
 @pytest.fixture(scope="session")
 def tts_server(tmp_path_factory):
     """The real server with the Piper engine (or the stub when the server is not there)."""
@@ -127,7 +72,7 @@ def tts_server(tmp_path_factory):
         yield stub
         stub.close()
         return
-    server = TtsServer("piper", tmp_path_factory.mktemp("tts") / "gunicorn.log")
+    server = TtsServer(ROOT, "piper", tmp_path_factory.mktemp("tts") / "gunicorn.log")
     try:
         yield server.wait_ready()
     finally:

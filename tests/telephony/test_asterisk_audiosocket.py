@@ -138,7 +138,7 @@ def test_flush_stops_the_audio_within_60_ms(asterisk, tap, service, probe, call_
     control.request("POST", f"/calls/{callee}/say", {"text": LONG})
     control.wait_event(callee, "speaking")
     time.sleep(1.0)
-    flushed_at = time.monotonic()
+    flushed_at = time.time()
     status, body = control.request("POST", f"/calls/{callee}/flush")
     assert status == 200 and body["dropped"] == 1
     time.sleep(0.6)
