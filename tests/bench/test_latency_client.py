@@ -177,3 +177,32 @@ def test_cli_budget_skips_cells_and_still_writes_results(tmp_path):
     run = json.loads((tmp_path / "latency.json").read_text())
     assert run["cells"] == [] and run["skipped_cells"] == ["short@c=1", "short@c=2"]
     assert "Skipped (time budget): short@c=1, short@c=2" in (tmp_path / "latency.md").read_text()
+
+
+def test_cli_open_loop_rates(tmp_path):
+    with StubServer() as stub:
+        rc = latency.main(
+            [
+                "--url",
+                stub.url,
+                "--rates",
+                "20,40",
+                "--requests",
+                "3",
+                "--warmup",
+                "0",
+                "--workloads",
+                "short",
+                "--languages",
+                "en",
+                "--no-progress",
+                "--no-plots",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    assert rc == 0
+    run = json.loads((tmp_path / "latency.json").read_text())
+    assert [(c["mode"], c["level"]) for c in run["cells"]] == [("open", 20.0), ("open", 40.0)]
+    assert all(r["scheduled_s"] is not None for r in run["requests"])
+    assert "| short | λ=20/s | 3/3 |" in (tmp_path / "latency.md").read_text()

@@ -57,3 +57,43 @@ def test_forced_length_is_spread_over_the_sentences_the_server_makes():
     assert count == len(split_sentences(three, "en")) == 3
     assert tokens * count == pytest.approx(estimate_gpt_tokens(three, "en"), abs=count)
     assert forced_tokens_per_call(three, "en", cap=5) == (5, 3)
+
+
+def _checkpoint(tmp_path, layers, channels, merges):
+    import json
+
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_args": {
+                    "gpt_layers": layers,
+                    "gpt_n_model_channels": channels,
+                    "gpt_max_audio_tokens": 605,
+                }
+            }
+        )
+    )
+    (tmp_path / "vocab.json").write_text(json.dumps({"model": {"type": "BPE", "merges": merges}}))
+    return tmp_path
+
+
+def test_checkpoint_description_and_model_label(tmp_path):
+    from latencylib.environment import PROXY_LABEL, REAL_LABEL, describe_checkpoint, model_label
+
+    proxy = describe_checkpoint(_checkpoint(tmp_path, 30, 1024, []))
+    assert proxy["v2_architecture"] and proxy["random_weights"]
+    assert proxy["max_new_tokens"] == 602
+    assert model_label("xtts", proxy) == PROXY_LABEL
+    assert model_label("xtts", proxy, weights="real") == REAL_LABEL
+
+    real = describe_checkpoint(_checkpoint(tmp_path, 30, 1024, ["t h", "th e"]))
+    assert real["random_weights"] is False and model_label("xtts", real) == REAL_LABEL
+
+    tiny = describe_checkpoint(_checkpoint(tmp_path, 2, 64, []))
+    label = model_label("xtts", tiny)
+    assert "tiny" in label and "not a latency proxy" in label
+
+    assert model_label("xtts", None) == "xtts (weights not identified)"
+    assert model_label("xtts", None, weights="proxy") == PROXY_LABEL
+    assert model_label("piper", None) == "piper"
+    assert describe_checkpoint(tmp_path / "missing") is None
