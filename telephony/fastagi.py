@@ -34,14 +34,18 @@ DEFAULT_BIND = "127.0.0.1:4573"
 SCRIPTS = ("say", "")
 
 
-def script_overrides(network_script: str) -> tuple[str, dict[str, str]]:
-    """Split `say?voice=x&language=de` into the script name and setting overrides."""
+def call_request(network_script: str, args: list[str]) -> tuple[str, dict[str, str]]:
+    """The text and setting overrides of `say?voice=x&language=de` plus the AGI arguments."""
     name, _, query = network_script.partition("?")
-    pairs = urllib.parse.parse_qsl(query, keep_blank_values=False)
-    unknown = [k for k, _ in pairs if k not in SETTING_NAMES and k != "text"]
+    if name.strip("/") not in SCRIPTS:
+        raise ConfigError(f"unknown FastAGI script {name!r}; use 'say'")
+    values = dict(urllib.parse.parse_qsl(query))
+    unknown = sorted(set(values) - set(SETTING_NAMES) - {"text"})
     if unknown:
         raise ConfigError(f"unknown setting(s) in the AGI URL: {', '.join(unknown)}")
-    return name.strip("/"), dict(pairs)
+    query_text = values.pop("text", "")
+    text, overrides = call_arguments(args)
+    return text or query_text, {**values, **overrides}
 
 
 class FastAgiServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
@@ -101,16 +105,12 @@ class _CallHandler(socketserver.BaseRequestHandler):
         try:
             channel.start()
             base: Settings | ConfigError = self.server.settings
-            text, overrides = call_arguments(channel.args)
             try:
-                name, query = script_overrides(channel.env.get("agi_network_script", ""))
-                if name not in SCRIPTS:
-                    raise ConfigError(f"unknown FastAGI script {name!r}; use 'say'")
+                script = channel.env.get("agi_network_script", "")
+                text, overrides = call_request(script, channel.args)
             except ConfigError as exc:
-                base, query = exc, {}
-            text = text or query.pop("text", "")
-            query.pop("text", None)
-            outcome = run_call(channel, base, text, {**query, **overrides})
+                base, text, overrides = exc, "", {}
+            outcome = run_call(channel, base, text, overrides)
             logger.info(
                 "%s: %s %s %s",
                 channel.env.get("agi_channel"),

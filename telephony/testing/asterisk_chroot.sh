@@ -5,6 +5,9 @@
 #   (no option)  build the chroot if it is not cached yet, then print its path (stdout, last line)
 #   --path       only print where the chroot lives for this script version (builds nothing)
 #
+# After a successful build, chroots of other versions of this script (other hashes) in the same
+# cache folder are removed: each is about 0.5 GB.
+#
 # The chroot is cached outside the checkout in $VOXLINE_ASTERISK_CACHE (default
 # /var/cache/voxline) under asterisk-<hash>, the hash covering this script (and so the package
 # list below). A build goes to a temporary folder renamed into place when complete, under a lock,
@@ -81,4 +84,11 @@ rm -rf "$root"
 mv "$tmp" "$root"
 mv "$CACHE_ROOT/.build-asterisk-$key.log" "$root/.voxline-build.log"
 log "built in $(( $(date +%s) - start )) s"
+for old in "$CACHE_ROOT"/asterisk-*; do
+    if [ -d "$old" ] && [ "$old" != "$root" ] && [ -f "$old/.voxline-ready" ]; then
+        log "removing the chroot of another harness version: $old"
+        rm -rf --one-file-system "$old"
+        rm -f "$CACHE_ROOT/.$(basename "$old").lock"
+    fi
+done
 echo "$root"

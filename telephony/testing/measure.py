@@ -63,8 +63,8 @@ class Bench:
         self.asterisk.stop()
         self.server.stop()
 
-    def agi_first_audio(self, callee: str, text: str) -> float:
-        """Seconds from entering the AGI (dialplan timestamp) to the first audible frame."""
+    def agi_first_audio(self, callee: str, text: str) -> tuple[float, float]:
+        """Seconds from entering the AGI to the first frame and to the first audible frame."""
         test_id, ear = uuid.uuid4().hex[:12], str(uuid.uuid4())
         variables = {
             "TEST_ID": test_id,
@@ -81,12 +81,13 @@ class Bench:
         heard = self.probe.wait_call(ear)
         assert heard.ended.wait(60), "call did not end"
         entered = float(self.asterisk.wait_db("voxline-test", f"{test_id}-t0", 5))
-        first = heard.first_sound(AUDIBLE)
-        assert first is not None, "nothing audible reached the caller"
-        return first - entered
+        # Nothing flows before the prompt on this path: the first frame is the prompt's.
+        audible = heard.first_sound(AUDIBLE)
+        assert heard.frames and audible is not None, "nothing reached the caller"
+        return heard.frames[0][0] - entered, audible - entered
 
-    def audiosocket_first_audio(self, text: str) -> float:
-        """Seconds from a say request to the first audible frame at the caller."""
+    def audiosocket_first_audio(self, text: str) -> tuple[float, float]:
+        """Seconds from a say request to the first non-silent and first audible frame."""
         callee, ear = str(uuid.uuid4()), str(uuid.uuid4())
         variables = {
             "TEST_ID": uuid.uuid4().hex[:12],
@@ -111,11 +112,13 @@ class Bench:
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
         deadline = time.monotonic() + 30
-        while (first := heard.first_sound(AUDIBLE)) is None:
+        while (audible := heard.first_sound(AUDIBLE)) is None:
             assert time.monotonic() < deadline, "nothing audible reached the caller"
             time.sleep(0.01)
         heard.hang_up()
-        return first - said
+        first = heard.first_sound(0)
+        assert first is not None
+        return first - said, audible - said
 
 
 def summary(values: list[float]) -> str:
@@ -135,21 +138,21 @@ def main() -> None:
         try:
             # Warm the server once so that no row pays for the first request.
             bench.agi_first_audio("agi", "Warming up.")
-            rows = {}
+            rows: dict[str, list[tuple[float, float]]] = {}
             for callee, label in (("agi", "AGI script"), ("fastagi", "FastAGI")):
-                uncached = []
-                for text in prompts:
-                    uncached.append(bench.agi_first_audio(callee, f"{label}: {text}"))
-                cached = [bench.agi_first_audio(callee, f"{label}: {t}") for t in prompts]
-                rows[f"{label}, uncached"] = uncached
-                rows[f"{label}, cached"] = cached
-            rows["AudioSocket, say → audio"] = [bench.audiosocket_first_audio(t) for t in prompts]
+                texts = [f"{label}: {t}" for t in prompts]
+                rows[f"{label}, uncached"] = [bench.agi_first_audio(callee, t) for t in texts]
+                rows[f"{label}, cached"] = [bench.agi_first_audio(callee, t) for t in texts]
+            rows["AudioSocket, after say"] = [bench.audiosocket_first_audio(t) for t in prompts]
         finally:
             bench.close()
-    print(f"| path | first audio, ms: median (min–max), {args.runs} calls |")
-    print("| --- | --- |")
+    print(f"ms, median (min–max) of {args.runs} calls\n")
+    print("| path | first frame of the prompt | first audible frame (> -54 dBFS) |")
+    print("| --- | --- | --- |")
     for label, values in rows.items():
-        print(f"| {label} | {summary(values)} |")
+        first = summary([v[0] for v in values])
+        audible = summary([v[1] for v in values])
+        print(f"| {label} | {first} | {audible} |")
 
 
 if __name__ == "__main__":

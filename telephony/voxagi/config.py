@@ -18,7 +18,7 @@ class ConfigError(ValueError):
 class Settings:
     """Everything one prompt needs besides its text (see telephony/README.md for the table)."""
 
-    url: str = "http://127.0.0.1:8000"
+    url: str = "http://127.0.0.1:8020"
     voice: str = ""
     language: str = "en"
     params: str = ""

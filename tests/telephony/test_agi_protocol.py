@@ -150,3 +150,19 @@ def test_get_variable_distinguishes_unset_from_empty():
         assert channel.get_variable("EMPTY") == ""
     finally:
         fake.close()
+
+
+def test_fastagi_request_from_url_and_arguments():
+    from telephony.fastagi import call_request
+    from telephony.voxagi.config import ConfigError
+
+    assert call_request("say?voice=joe&language=de", ["Hallo."]) == (
+        "Hallo.",
+        {"voice": "joe", "language": "de"},
+    )
+    assert call_request("say?text=From+the+URL", []) == ("From the URL", {})
+    assert call_request("", ["Hi.", "ann"]) == ("Hi.", {"voice": "ann"})
+    with pytest.raises(ConfigError):
+        call_request("shout", ["Hi."])
+    with pytest.raises(ConfigError):
+        call_request("say?volume=11", ["Hi."])

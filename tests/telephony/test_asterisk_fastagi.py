@@ -56,15 +56,24 @@ def test_ten_concurrent_calls_each_hear_their_own_prompt(asterisk, tap, fastagi,
     assert fastagi.active_calls == 0
 
 
-def test_url_query_sets_the_voice_and_unknown_settings_are_errors(asterisk, tap, fastagi, call_id):
-    address = hostport(fastagi.server_address)
-    rec = start_call(
-        asterisk,
-        call_id,
-        "fastagi",
-        "record",
-        {"VOXLINE_TEXT": "Hello.", "VOXLINE_FASTAGI": f"{address}/x?bogus=1"},
+def test_channel_variables_configure_the_call(asterisk, tap, fastagi, call_id):
+    variables = {
+        "VOXLINE_TEXT": "Hello.",
+        "VOXLINE_FASTAGI": hostport(fastagi.server_address),
+        "VOXLINE_TTS_VOICE": "joe",
+        "VOXLINE_TTS_PARAMS": "speed=1.0",
+    }
+    good = finish_call(
+        asterisk, call_id, start_call(asterisk, call_id, "fastagi", "record", variables)
     )
-    result = finish_call(asterisk, call_id, rec)
-    assert result["status"] == "ERROR"
-    assert "bogus" in result["error"]
+    assert good["status"] == "OK", good.values
+    (request,) = tap.tts_requests()
+    assert (request.query["speaker"], request.query["speed"]) == ("joe", "1.0")
+
+    variables["VOXLINE_TTS_TIMEOUT"] = "soon"
+    bad_id = call_id + "b"
+    bad = finish_call(
+        asterisk, bad_id, start_call(asterisk, bad_id, "fastagi", "record", variables)
+    )
+    assert bad["status"] == "ERROR"
+    assert bad["error"].startswith("config: timeout")
