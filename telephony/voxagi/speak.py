@@ -37,13 +37,10 @@ class Prefetch:
         self.text = text
         self.key = prompt_key(text, settings.voice, settings.language, settings.params)
         self.cancel = threading.Event()
-        self.path: str | None = None
         self.error: TtsError | None = None
-        self.from_cache = False
         self._done = threading.Event()
         self.path = cache.lookup(self.key)
         if self.path is not None:
-            self.from_cache = True
             self._done.set()
         else:
             threading.Thread(target=self._run, name="voxline-fetch", daemon=True).start()
