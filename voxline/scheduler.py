@@ -10,8 +10,10 @@ stream whose playback deadline comes first:
 - a stream that has sent audio is due when that audio would run out at real-time playback
   (time of its first chunk + seconds of audio sent); one comfortably ahead yields.
 
-Requests beyond `max_active` wait in a bounded FIFO; beyond `max_queue` waiting, `submit`
-refuses at once (503). Cancellation and errors are per request.
+Requests admitted together whose engine allows it (`Engine.batch_key`) start as one lockstep
+batch of up to `max_batch` rows: one forward pass serves them all, and each row's chunk goes to
+its own request. Requests beyond `max_active` wait in a bounded FIFO; beyond `max_queue`
+waiting, `submit` refuses at once (503). Cancellation and errors are per request.
 """
 
 from __future__ import annotations
@@ -28,11 +30,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from voxline.engines.base import EngineStream
+from voxline.engines.base import Engine, EngineStream, Utterance
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-StreamOpener = Callable[[], EngineStream]
 _END = object()
 
 
@@ -61,8 +62,8 @@ class Job:
     """One request inside the scheduler: its sentences, its stream, its playback clock."""
 
     request_id: str
-    openers: list[StreamOpener]
-    sample_rate: int
+    engine: Engine
+    sentences: list[Utterance]
     client_gone: Callable[[], bool]
     number: int = 0
     arrival: float = field(default_factory=time.monotonic)
@@ -70,6 +71,7 @@ class Job:
     admitted: threading.Event = field(default_factory=threading.Event)
     cancel: threading.Event = field(default_factory=threading.Event)
     stream: EngineStream | None = None
+    batch_mates: list[Job] | None = None  # jobs whose first sentences start as one batch
     first_chunk_at: float | None = None
     audio_s: float = 0.0
 
@@ -124,9 +126,10 @@ class Scheduler:
     """Owns exclusive use of one engine from a single loop thread."""
 
     def __init__(self, max_queue: int = 16, wait_timeout_s: float = 120.0,
-                 max_active: int = 8) -> None:
+                 max_active: int = 8, max_batch: int = 1) -> None:
         self.max_queue = max_queue
         self.max_active = max_active
+        self.max_batch = max_batch
         self.wait_timeout_s = wait_timeout_s
         self._cond = threading.Condition()
         self._pending: deque[Job] = deque()
@@ -134,6 +137,7 @@ class Scheduler:
         self._tasks: deque[tuple[Callable[[], Any], queue.Queue]] = deque()
         self._numbers = itertools.count()
         self._thread: threading.Thread | None = None
+        self.batches_opened = 0  # lockstep batches started (for tests, metrics and logs)
         self._chunk_s = 0.5  # moving estimate of one step's time, for Retry-After
 
     @property
@@ -155,10 +159,11 @@ class Scheduler:
     def retry_after(self) -> int:
         return max(1, round(self._chunk_s * (len(self._pending) + len(self._active) + 1)))
 
-    def submit(self, request_id: str, openers: list[StreamOpener], sample_rate: int,
+    def submit(self, request_id: str, engine: Engine, sentences: list[Utterance],
                client_gone: Callable[[], bool] = lambda: False) -> JobHandle:
-        """Queue a request (one opener per sentence); raise QueueFull when there is no room."""
-        job = Job(request_id, openers, sample_rate, client_gone, number=next(self._numbers))
+        """Queue a request (its sentences, in order); raise QueueFull when there is no room."""
+        job = Job(request_id, engine, list(sentences), client_gone,
+                  number=next(self._numbers))
         with self._cond:
             if len(self._active) >= self.max_active and len(self._pending) >= self.max_queue:
                 raise QueueFull(self.retry_after())
@@ -206,15 +211,34 @@ class Scheduler:
         with self._cond:
             while True:
                 self._drop_cancelled()
-                while self._pending and len(self._active) < self.max_active:
-                    job = self._pending.popleft()
-                    self._active.append(job)
-                    job.admitted.set()
+                self._admit()
                 if self._tasks:
                     return self._tasks.popleft(), None
                 if self._active:
                     return None, min(self._active, key=lambda j: (j.deadline(), j.number))
                 self._cond.wait(0.5)
+
+    def _admit(self) -> None:
+        """Move waiting jobs into the active set; group those that can start as one batch."""
+        admitted = []
+        while self._pending and len(self._active) < self.max_active:
+            job = self._pending.popleft()
+            self._active.append(job)
+            job.admitted.set()
+            admitted.append(job)
+        if self.max_batch < 2:
+            return
+        groups: dict[object, list[Job]] = {}
+        for job in admitted:
+            key = job.engine.batch_key(job.sentences[0].params) if job.sentences else None
+            if key is not None:
+                groups.setdefault((id(job.engine), key), []).append(job)
+        for members in groups.values():
+            for start in range(0, len(members), self.max_batch):
+                mates = members[start:start + self.max_batch]
+                if len(mates) > 1:
+                    for job in mates:
+                        job.batch_mates = mates
 
     def _drop_cancelled(self) -> None:
         for job in [j for j in self._pending if j.cancel.is_set()]:
@@ -233,16 +257,24 @@ class Scheduler:
             job.out.put(outcome)
 
     def _step(self, job: Job) -> None:
-        """Compute one chunk of `job` (opening its next sentence when needed)."""
+        """Compute one chunk of `job` (opening its next sentence when needed); deliver the
+        chunks a batch step made for the job's batch mates too."""
+        self._advance(job)
+        with self._cond:
+            others = [j for j in self._active if j is not job and j.stream and j.stream.ready()]
+        for other in others:
+            self._advance(other)
+
+    def _advance(self, job: Job) -> None:
         try:
             chunk = None
             while chunk is None:
                 if job.stream is None:
-                    if not job.openers:
+                    if not job.sentences:
                         with self._cond:
                             self._finish(job, _END)
                         return
-                    job.stream = job.openers.pop(0)()
+                    self._open(job)
                 chunk = job.stream.step()
                 if chunk is None:
                     job.stream.close()
@@ -254,8 +286,28 @@ class Scheduler:
             return
         if job.first_chunk_at is None:
             job.first_chunk_at = time.monotonic()
-        job.audio_s += len(chunk) / job.sample_rate
+        job.audio_s += len(chunk) / job.engine.sample_rate
         job.out.put(chunk)
+
+    def _open(self, job: Job) -> None:
+        """Open the job's next sentence: with its batch mates when it starts a batch."""
+        mates = [m for m in (job.batch_mates or []) if m.stream is None and not m.cancelled()]
+        for mate in job.batch_mates or []:
+            mate.batch_mates = None  # a batch forms once, for the first sentence
+        if job not in mates or len(mates) < 2:
+            job.stream = job.engine.open_stream(*_fields(job.sentences.pop(0)))
+            return
+        try:
+            rows = job.engine.open_batch([m.sentences[0] for m in mates])
+        except Exception:
+            # One bad sentence must not fail its mates: this job opens alone (and fails alone).
+            job.stream = job.engine.open_stream(*_fields(job.sentences.pop(0)))
+            return
+        for mate, row in zip(mates, rows, strict=True):
+            mate.sentences.pop(0)
+            mate.stream = row
+        self.batches_opened += 1
+        logger.info("batch of %d: %s", len(mates), ", ".join(m.request_id for m in mates))
 
     @staticmethod
     def _run_task(fn: Callable[[], Any], result: queue.Queue) -> None:
@@ -263,3 +315,7 @@ class Scheduler:
             result.put((True, fn()))
         except Exception as exc:
             result.put((False, exc))
+
+
+def _fields(utterance: Utterance) -> tuple:
+    return utterance.text, utterance.voice, utterance.language, utterance.params

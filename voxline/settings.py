@@ -38,6 +38,9 @@ class Settings:
     max_queue: int = 16
     # Streams synthesised at once (interleaved chunk by chunk); more wait in the queue.
     max_active: int = 8
+    # Requests admitted together with greedy sampling (top_k=1) share one forward pass, up
+    # to this many rows (1: never batch). See bench/RESULTS.md for the measured gain.
+    max_batch: int = 4
     # GPT tokens per XTTS chunk: a small first chunk for fast first audio, then larger ones
     # (HiFi-GAN re-decodes everything so far at each chunk, so fewer chunks cost less).
     chunk_schedule: str = "4,20"
@@ -86,6 +89,8 @@ class Settings:
             parse_level_policy(self.level)
         except ValueError as exc:
             raise SettingsError(f"VOXLINE_LEVEL: {exc}") from exc
+        if self.max_batch < 1:
+            raise SettingsError("VOXLINE_MAX_BATCH must be at least 1")
         if self.max_active < 1:
             raise SettingsError("VOXLINE_MAX_ACTIVE must be at least 1")
         self.chunk_sizes()

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from voxline.engines.base import GeneratorStream, SynthesisParams
+from voxline.engines.base import Engine, SynthesisParams, Utterance
 from voxline.engines.xtts_engine import XttsEngine
 from voxline.scheduler import Scheduler
 
@@ -57,8 +57,8 @@ def solo(engine, voices, text, voice, params):
     return np.concatenate(list(engine.stream(text, voices[voice], "en", params)))
 
 
-def opener(engine, voices, text, voice, params):
-    return [lambda: engine.open_stream(text, voices[voice], "en", params)]
+def utterances(voices, text, voice, params):
+    return [Utterance(text, voices[voice], "en", params)]
 
 
 def collect(handle, out, key):
@@ -68,7 +68,7 @@ def collect(handle, out, key):
 def test_concurrent_requests_equal_their_solo_runs(engine, voices):
     expected = [solo(engine, voices, *r) for r in REQUESTS]
     scheduler = Scheduler(max_queue=8, max_active=8)
-    handles = [scheduler.submit(f"r{i}", opener(engine, voices, *r), engine.sample_rate)
+    handles = [scheduler.submit(f"r{i}", engine, utterances(voices, *r))
                for i, r in enumerate(REQUESTS)]
     results: dict[int, np.ndarray] = {}
     threads = [threading.Thread(target=collect, args=(h, results, i))
@@ -84,8 +84,8 @@ def test_concurrent_requests_equal_their_solo_runs(engine, voices):
 def test_cancelling_one_request_leaves_the_others_exact(engine, voices):
     expected = [solo(engine, voices, *r) for r in REQUESTS[:2]]
     scheduler = Scheduler(max_queue=8, max_active=8)
-    victim = scheduler.submit("victim", opener(engine, voices, *REQUESTS[2]), engine.sample_rate)
-    keep = [scheduler.submit(f"k{i}", opener(engine, voices, *r), engine.sample_rate)
+    victim = scheduler.submit("victim", engine, utterances(voices, *REQUESTS[2]))
+    keep = [scheduler.submit(f"k{i}", engine, utterances(voices, *r))
             for i, r in enumerate(REQUESTS[:2])]
     chunks = victim.chunks()
     next(chunks)
@@ -121,27 +121,34 @@ def test_chunk_schedule_is_continuous_against_one_full_decode(engine, voices):
     assert np.max(np.abs(a[~near] - b[~near])) < 1e-3 * max(1e-6, np.max(np.abs(b)))
 
 
-class TimedStream(GeneratorStream):
-    """A fake stream whose chunks are one second of audio each, made in 20 ms."""
+class TimedEngine(Engine):
+    """A fake engine whose chunks are one second of audio each, made in 20 ms; the text says
+    how many chunks, the voice names the stream in the log."""
 
-    def __init__(self, name, n, log):
-        def chunks():
-            for i in range(n):
-                time.sleep(0.02)
-                log.append((name, i))
-                yield np.zeros(24000, dtype=np.float32)
-        super().__init__(chunks())
+    def __init__(self, log):
+        self.log = log
+
+    def stream(self, text, voice, language, params):
+        for i in range(int(text)):
+            time.sleep(0.02)
+            self.log.append((voice["name"], i))
+            yield np.zeros(24000, dtype=np.float32)
+
+
+def timed(name, n):
+    return [Utterance(str(n), {"name": name}, "en", SynthesisParams())]
 
 
 def test_new_request_gets_its_first_chunk_before_a_stream_far_ahead_gets_its_next():
     log: list[tuple[str, int]] = []
     scheduler = Scheduler(max_queue=8, max_active=8)
-    ahead = scheduler.submit("ahead", [lambda: TimedStream("ahead", 50, log)], 24000)
+    engine = TimedEngine(log)
+    ahead = scheduler.submit("ahead", engine, timed("ahead", 50))
     first = ahead.chunks()
     for _ in range(3):
         next(first)  # three seconds of audio sent in a few ms: far ahead of playback
     arrived_at = len(log)
-    newcomer = scheduler.submit("new", [lambda: TimedStream("new", 2, log)], 24000)
+    newcomer = scheduler.submit("new", engine, timed("new", 2))
     received = list(newcomer.chunks())
     assert len(received) == 2
     # The stream far ahead yielded: at most the chunk it was making when the newcomer arrived
@@ -149,3 +156,60 @@ def test_new_request_gets_its_first_chunk_before_a_stream_far_ahead_gets_its_nex
     between = log[arrived_at:log.index(("new", 1))]
     assert sum(1 for name, _ in between if name == "ahead") <= 1, log
     first.close()
+
+
+GREEDY = [
+    ("Good morning, how can I help?", "low"),
+    ("Your parcel arrives tomorrow at noon.", "high"),
+    ("Press one.", "studio"),
+    ("Thanks for waiting so long today.", "low"),
+]
+
+
+def greedy(speed=1.0):
+    return SynthesisParams(top_k=1, seed=9, min_new_tokens=24, max_new_tokens=24, speed=speed)
+
+
+def test_requests_arriving_together_run_as_one_batch_equal_to_solo(engine, voices):
+    items = [(t, v, greedy(speed=1.0 + 0.1 * i)) for i, (t, v) in enumerate(GREEDY)]
+    expected = [solo(engine, voices, *it) for it in items]
+    scheduler = Scheduler(max_queue=8, max_active=8, max_batch=4)
+    with scheduler._cond:  # submit all four before the loop admits any of them
+        handles = [scheduler.submit(f"b{i}", engine, utterances(voices, *it))
+                   for i, it in enumerate(items)]
+    results: dict[int, np.ndarray] = {}
+    threads = [threading.Thread(target=collect, args=(h, results, i))
+               for i, h in enumerate(handles)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert scheduler.batches_opened == 1
+    for i, want in enumerate(expected):
+        # One forward pass for four left-padded rows: equal within float tolerance.
+        assert len(results[i]) == len(want)
+        np.testing.assert_allclose(results[i], want, rtol=0, atol=1e-4, err_msg=f"row {i}")
+
+
+def test_cancelling_a_batch_row_leaves_its_mates_exact(engine, voices):
+    items = [(t, v, greedy()) for t, v in GREEDY[:3]]
+    expected = [solo(engine, voices, *it) for it in items]
+    scheduler = Scheduler(max_queue=8, max_active=8, max_batch=4)
+    with scheduler._cond:
+        handles = [scheduler.submit(f"c{i}", engine, utterances(voices, *it))
+                   for i, it in enumerate(items)]
+    victim = handles[1].chunks()
+    next(victim)
+    victim.close()
+    assert scheduler.batches_opened == 1
+    results: dict[int, np.ndarray] = {}
+    for i in (0, 2):
+        collect(handles[i], results, i)
+        np.testing.assert_allclose(results[i], expected[i], rtol=0, atol=1e-4)
+
+
+def test_only_greedy_requests_with_equal_settings_share_a_batch(engine):
+    assert engine.batch_key(greedy()) == engine.batch_key(greedy(speed=1.5))
+    assert engine.batch_key(SynthesisParams(top_k=50, seed=1)) is None
+    other = SynthesisParams(top_k=1, seed=9, min_new_tokens=10, max_new_tokens=10)
+    assert engine.batch_key(other) != engine.batch_key(greedy())

@@ -43,6 +43,16 @@ class SynthesisParams:
     chunk_schedule: tuple[int, ...] | None = None
 
 
+@dataclass(frozen=True)
+class Utterance:
+    """One sentence to speak, with everything that shapes its audio."""
+
+    text: str
+    voice: Conditioning
+    language: str
+    params: SynthesisParams
+
+
 class EngineStream(ABC):
     """One request's synthesis in progress: per-request state apart from the shared model.
 
@@ -57,6 +67,10 @@ class EngineStream(ABC):
     @abstractmethod
     def close(self) -> None:
         """Free what the stream holds (KV cache, generator); safe to call twice."""
+
+    def ready(self) -> bool:
+        """True when a chunk is already computed (a batch step made it for this row too)."""
+        return False
 
 
 class GeneratorStream(EngineStream):
@@ -115,6 +129,14 @@ class Engine(ABC):
     ) -> EngineStream:
         """Start synthesising `text`; engines with their own per-request state override this."""
         return GeneratorStream(self.stream(text, voice, language, params))
+
+    def batch_key(self, params: SynthesisParams) -> tuple | None:
+        """Requests with equal keys may be synthesised in one batch; None: never batched."""
+        return None
+
+    def open_batch(self, items: list[Utterance]) -> list[EngineStream]:
+        """Start several utterances that step together (only when `batch_key` allows)."""
+        raise EngineError(f"the {self.name} engine does not batch")
 
     def warmup(self, voice: Conditioning) -> None:
         """Run one short synthesis so the first real request does not pay for lazy setup."""

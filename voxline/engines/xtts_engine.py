@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +17,9 @@ from voxline.engines.base import (
     EngineError,
     EngineStream,
     SynthesisParams,
+    Utterance,
 )
+from voxline.engines.xtts_batch import BatchRow, XttsBatch, batch_key, schedule_of
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class XttsEngine(Engine):
         from TTS.tts.configs.xtts_config import XttsConfig
         from TTS.tts.models.xtts import Xtts
 
-        self._torch = torch
+        self.torch = torch
         self.device = choose_device(device, torch.cuda.is_available())
         want_ds = choose_deepspeed(deepspeed, self.device, _deepspeed_importable())
         if fp16 and self.device != "cuda":
@@ -130,7 +130,7 @@ class XttsEngine(Engine):
         }
 
     def compute_conditioning(self, clips: list[Clip]) -> Conditioning:
-        torch = self._torch
+        torch = self.torch
         max_ref = int(getattr(self.config, "max_ref_len", 30))
         audios = []
         embeddings = []
@@ -164,128 +164,15 @@ class XttsEngine(Engine):
 
     def open_stream(
         self, text: str, voice: Conditioning, language: str, params: SynthesisParams
-    ) -> XttsStream:
-        schedule = params.chunk_schedule or (
-            (params.stream_chunk_size,) if params.stream_chunk_size else self.chunk_schedule
-        )
-        return XttsStream(self, text, voice, language, params, schedule)
+    ) -> EngineStream:
+        return self.open_batch([Utterance(text, voice, language, params)])[0]
 
+    def batch_key(self, params: SynthesisParams) -> tuple | None:
+        return batch_key(params, self.chunk_schedule)
 
-class XttsStream(EngineStream):
-    """One utterance: its own prefix embedding, RNG state, KV cache (inside the generator),
-    latents so far and crossfade tail, so that streams of different requests can take turns
-    on the one model and each still produces exactly what it would alone.
-
-    The loop mirrors coqui-tts's `Xtts.inference_stream`, with a chunk schedule instead of one
-    fixed size. Its only shared state on the model is `gpt_inference.cached_prefix_emb` (set by
-    `compute_embeddings`, read at every decode step) and torch's global RNG (sampling): both are
-    swapped in at the start of each step and saved at its end.
-    """
-
-    OVERLAP = 1024  # samples crossfaded between chunks, as inference_stream's overlap_wav_len
-
-    def __init__(
-        self, engine: XttsEngine, text: str, voice: Conditioning, language: str,
-        params: SynthesisParams, schedule: tuple[int, ...],
-    ) -> None:
-        torch = engine._torch
-        model = engine.model
-        self._engine = engine
-        self._sizes = list(schedule)
-        self._length_scale = 1.0 / max(params.speed, 0.05)
-        lang = language.split("-")[0]
-        tokens = model.tokenizer.encode(text.strip().lower(), lang=lang)
-        if len(tokens) >= model.args.gpt_max_text_tokens:
-            raise EngineError(f"text is {len(tokens)} tokens; XTTS takes fewer than "
-                              f"{model.args.gpt_max_text_tokens}")
-        self._rng = _seeded_rng_state(torch, params.seed, engine.device)
-        device = engine.device
-        self._embedding = torch.from_numpy(np.asarray(voice["speaker_embedding"])).to(device)
-        latent = torch.from_numpy(np.asarray(voice["gpt_cond_latent"])).to(device)
-        with torch.inference_mode():
-            token_tensor = torch.IntTensor(tokens).unsqueeze(0).to(device)
-            fake_inputs = model.gpt.compute_embeddings(latent, token_tensor)
-        self._prefix = model.gpt.gpt_inference.cached_prefix_emb
-        extra = {k: v for k, v in (("max_new_tokens", params.max_new_tokens),
-                                   ("min_new_tokens", params.min_new_tokens)) if v is not None}
-        self._generator = model.gpt.get_generator(
-            fake_inputs=fake_inputs, top_k=params.top_k, top_p=params.top_p,
-            temperature=params.temperature, do_sample=True, num_beams=1,
-            num_return_sequences=1, length_penalty=float(params.length_penalty),
-            repetition_penalty=float(params.repetition_penalty), output_attentions=False,
-            output_hidden_states=True, return_dict_in_generate=True, **extra,
-        )
-        self._latents: list = []
-        self._wav_prev = None
-        self._wav_overlap = None
-        self._done = False
-
-    def step(self) -> np.ndarray | None:
-        if self._done:
-            return None
-        size = self._sizes.pop(0) if len(self._sizes) > 1 else self._sizes[0]
-        engine = self._engine
-        torch = engine._torch
-        autocast = (torch.autocast("cuda", dtype=torch.float16) if engine.fp16
-                    else contextlib.nullcontext())
-        with torch.inference_mode(), autocast:
-            engine.model.gpt.gpt_inference.store_prefix_emb(self._prefix)
-            _set_rng_state(torch, self._rng, engine.device)
-            is_end = self._advance(size)
-            self._rng = _get_rng_state(torch, engine.device)
-            chunk = self._decode(is_end)
-        self._done = is_end
-        return chunk.float().cpu().numpy().reshape(-1)
-
-    def _advance(self, size: int) -> bool:
-        """Generate up to `size` more tokens; True when generation has ended."""
-        for _ in range(size):
-            try:
-                _token, latent = next(self._generator)
-            except StopIteration:
-                return True
-            self._latents.append(latent)
-        return False
-
-    def _decode(self, is_end: bool):
-        """Re-decode every latent so far (as inference_stream does) and cut the new part."""
-        torch = self._engine._torch
-        model = self._engine.model
-        gpt_latents = torch.cat(self._latents, dim=0)[None, :]
-        if self._length_scale != 1.0:
-            gpt_latents = torch.nn.functional.interpolate(
-                gpt_latents.transpose(1, 2), scale_factor=self._length_scale, mode="linear"
-            ).transpose(1, 2)
-        wav = model.hifigan_decoder(gpt_latents, g=self._embedding)
-        chunk, self._wav_prev, self._wav_overlap = model.handle_chunks(
-            wav.squeeze(), self._wav_prev, self._wav_overlap, self.OVERLAP, is_final=is_end
-        )
-        return chunk
-
-    def close(self) -> None:
-        self._done = True
-        self._generator.close()
-        self._latents = []
-
-
-def _seeded_rng_state(torch, seed: int | None, device: str):
-    """An RNG state of this stream's own: from its seed, or a fresh random one."""
-    saved = _get_rng_state(torch, device)
-    torch.manual_seed(seed if seed is not None else secrets.randbits(63))
-    state = _get_rng_state(torch, device)
-    _set_rng_state(torch, saved, device)
-    return state
-
-
-def _get_rng_state(torch, device: str):
-    cuda = torch.cuda.get_rng_state() if device == "cuda" else None
-    return torch.get_rng_state(), cuda
-
-
-def _set_rng_state(torch, state, device: str) -> None:
-    torch.set_rng_state(state[0])
-    if device == "cuda" and state[1] is not None:
-        torch.cuda.set_rng_state(state[1])
+    def open_batch(self, items: list[Utterance]) -> list[EngineStream]:
+        batch = XttsBatch(self, items, schedule_of(items[0].params, self.chunk_schedule))
+        return [BatchRow(batch, i) for i in range(len(items))]
 
 
 def _checkpoint_identity(folder: Path) -> str:

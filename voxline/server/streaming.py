@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import select
 import socket
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voxline.audio import AudioFormatError, AudioPipeline, OutputSpec, resolve_output
-from voxline.engines.base import Conditioning
+from voxline.engines.base import Conditioning, Utterance
 from voxline.scheduler import Cancelled, JobHandle, QueueFull
 from voxline.server.errors import ApiError, bad_request
 from voxline.server.params import TtsRequest
@@ -92,11 +91,10 @@ def start_job(
     sentences = split_text(req.text, engine.sentence_limit(language), language)
     if not sentences:
         raise bad_request("missing_text", "text has nothing to speak")
-    openers = [functools.partial(engine.open_stream, s, voice, language, req.params)
-               for s in sentences]
+    utterances = [Utterance(s, voice, language, req.params) for s in sentences]
     scheduler = services.scheduler
     try:
-        handle = scheduler.submit(request_id, openers, engine.sample_rate, cancelled)
+        handle = scheduler.submit(request_id, engine, utterances, cancelled)
         handle.wait_admitted(scheduler.wait_timeout_s)
     except QueueFull as exc:
         raise ApiError(503, "queue_full", str(exc), {"Retry-After": str(exc.retry_after)}) from exc
