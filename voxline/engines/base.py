@@ -140,7 +140,10 @@ class Engine(ABC):
 
     def warmup(self, voice: Conditioning) -> None:
         """Run one short synthesis so the first real request does not pay for lazy setup."""
-        for _ in self.stream("Hello.", voice, self.languages[0], SynthesisParams()):
+        # Capped: real weights stop by themselves well before 40 tokens ("Hello." is about
+        # 20), random-weight benchmark checkpoints would otherwise run to their maximum.
+        params = SynthesisParams(max_new_tokens=40)
+        for _ in self.stream("Hello.", voice, self.languages[0], params):
             pass
 
     def info(self) -> dict[str, object]:
