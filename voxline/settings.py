@@ -11,6 +11,7 @@ from voxline.audio.levels import parse_level_policy
 _ENGINES = ("auto", "xtts", "piper", "tone")
 _TRISTATE = ("auto", "on", "off")
 _DEVICES = ("auto", "cpu", "cuda")
+MIN_KEY_LENGTH = 8
 
 
 class SettingsError(ValueError):
@@ -52,6 +53,18 @@ class Settings:
     level: str = "limit"
     threads: int = 16
     bind: str = "127.0.0.1:8020"
+    # Bearer keys, comma-separated: API keys may synthesise, admin keys may also manage voices.
+    # No API keys: synthesis is open; no admin keys: voice management is off.
+    api_keys: tuple[str, ...] = ()
+    admin_keys: tuple[str, ...] = ()
+    # OpenAI voice names mapped to voices: "alloy=default,echo=Studio Sine". OpenAI names not
+    # mapped here (or mapped to a missing voice) speak with the default voice.
+    voice_aliases: str = ""
+    # Phrase cache of complete renders on disk (under cache_dir/phrases); 0 turns it off.
+    phrase_cache_mb: float = 256.0
+    # Voice uploads (POST /v1/voices): largest request body and longest clip.
+    upload_max_mb: float = 25.0
+    upload_max_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -96,6 +109,40 @@ class Settings:
         self.chunk_sizes()
         if self.threads < 1:
             raise SettingsError("VOXLINE_THREADS must be at least 1")
+        self._validate_product()
+
+    def _validate_product(self) -> None:
+        """Keys, aliases and the phrase-cache and upload limits."""
+        for name in ("api_keys", "admin_keys"):
+            for key in getattr(self, name):
+                if len(key) < MIN_KEY_LENGTH or any(c.isspace() for c in key):
+                    raise SettingsError(
+                        f"VOXLINE_{name.upper()}: every key needs at least {MIN_KEY_LENGTH} "
+                        "characters and no spaces"
+                    )
+        self.alias_map()
+        if self.phrase_cache_mb < 0:
+            raise SettingsError("VOXLINE_PHRASE_CACHE_MB must be 0 (off) or more")
+        if self.upload_max_mb <= 0:
+            raise SettingsError("VOXLINE_UPLOAD_MAX_MB must be more than 0")
+        if self.upload_max_seconds < 3:
+            raise SettingsError("VOXLINE_UPLOAD_MAX_SECONDS must be at least 3")
+
+    def alias_map(self) -> dict[str, str]:
+        """`voice_aliases` as {alias: voice}: "alloy=default, echo=Studio Sine"."""
+        aliases: dict[str, str] = {}
+        for item in self.voice_aliases.split(","):
+            if not item.strip():
+                continue
+            alias, sep, voice = item.partition("=")
+            alias, voice = alias.strip().lower(), voice.strip()
+            if not sep or not alias or not voice:
+                raise SettingsError(
+                    f"VOXLINE_VOICE_ALIASES: {item.strip()!r} is not ALIAS=VOICE "
+                    "(example: alloy=default,echo=Studio Sine)"
+                )
+            aliases[alias] = voice
+        return aliases
 
 
     def chunk_sizes(self) -> tuple[int, ...]:
@@ -134,6 +181,8 @@ def _convert(name: str, type_name: object, value: object) -> object:
             return int(value)
         if kind == "float":
             return float(value)
+        if kind.startswith("tuple"):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
     except ValueError as exc:
         raise SettingsError(f"VOXLINE_{name.upper()}={value!r} is not a valid {kind}") from exc
     return value

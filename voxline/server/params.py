@@ -26,7 +26,14 @@ PARAM_RANGES: dict[str, tuple[type, float, float]] = {
 }
 TEXT_FIELDS = ("text", "speaker", "language", "format")
 INT_FIELDS = ("sample_rate",)
-KNOWN_FIELDS = frozenset(TEXT_FIELDS) | frozenset(INT_FIELDS) | frozenset(PARAM_RANGES)
+# `cache: false` skips the phrase cache for one request (neither read nor written).
+FLAG_FIELDS = ("cache",)
+KNOWN_FIELDS = (
+    frozenset(TEXT_FIELDS) | frozenset(INT_FIELDS) | frozenset(FLAG_FIELDS)
+    | frozenset(PARAM_RANGES)
+)
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class TtsRequest:
     format: str | None
     sample_rate: int | None
     params: SynthesisParams
+    cache: bool = True
 
 
 def parse_tts_request(
@@ -47,15 +55,16 @@ def parse_tts_request(
     """Validate fields by type and range; raise ApiError with a message naming the field."""
     unknown = sorted(k for k in data if k not in KNOWN_FIELDS and not k.startswith("_"))
     if unknown:
-        raise bad_request("unknown_parameter", f"unknown parameter(s): {', '.join(unknown)}")
+        raise bad_request("unknown_parameter", f"unknown parameter(s): {', '.join(unknown)}",
+                          param=unknown[0])
     strings = {name: _string(data, name) for name in TEXT_FIELDS}
     text = strings["text"]
     if text is None or not text.strip():
-        raise bad_request("missing_text", "text is required and must not be empty")
+        raise bad_request("missing_text", "text is required and must not be empty", param="text")
     text = text.strip()
     if len(text) > max_chars:
-        raise ApiError(413, "text_too_long", f"text has {len(text)} characters; the limit is "
-                                             f"{max_chars}")
+        raise ApiError(413, "text_too_long",
+                       f"text has {len(text)} characters; the limit is {max_chars}", param="text")
     sample_rate = _number(data, "sample_rate", int, from_query)
     overrides = {}
     for name, (kind, low, high) in PARAM_RANGES.items():
@@ -63,14 +72,18 @@ def parse_tts_request(
         if value is None:
             continue
         if not low <= value <= high:
-            raise bad_request("invalid_parameter", f"{name}={value} is outside {low}..{high}")
+            raise bad_request("invalid_parameter", f"{name}={value} is outside {low}..{high}",
+                              param=name)
         overrides[name] = value
     params = dataclasses.replace(defaults, **overrides)
     if (params.min_new_tokens or 0) > (params.max_new_tokens or 10**9):
-        raise bad_request("invalid_parameter", "min_new_tokens exceeds max_new_tokens")
+        raise bad_request("invalid_parameter", "min_new_tokens exceeds max_new_tokens",
+                          param="min_new_tokens")
+    cache = _flag(data, "cache", from_query)
     return TtsRequest(
         text=text, speaker=strings["speaker"], language=strings["language"],
         format=strings["format"], sample_rate=sample_rate, params=params,
+        cache=True if cache is None else cache,
     )
 
 
@@ -79,12 +92,23 @@ def _string(data: Mapping[str, Any], name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise bad_request("invalid_parameter", f"{name} must be a string")
+        raise bad_request("invalid_parameter", f"{name} must be a string", param=name)
     if "\ufffd" in value:
-        raise bad_request("invalid_encoding", f"{name} is not valid UTF-8")
+        raise bad_request("invalid_encoding", f"{name} is not valid UTF-8", param=name)
     if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
-        raise bad_request("invalid_parameter", f"{name} contains control characters")
+        raise bad_request("invalid_parameter", f"{name} contains control characters", param=name)
     return value
+
+
+def _flag(data: Mapping[str, Any], name: str, from_query: bool) -> bool | None:
+    value = data.get(name)
+    if value is None or (from_query and value == ""):
+        return None
+    if isinstance(value, bool):
+        return value
+    if from_query and isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+        return value.lower() in _TRUE
+    raise bad_request("invalid_parameter", f"{name} must be true or false", param=name)
 
 
 def _number(data: Mapping[str, Any], name: str, kind: type, from_query: bool) -> Any:
@@ -95,13 +119,14 @@ def _number(data: Mapping[str, Any], name: str, kind: type, from_query: bool) ->
         try:
             value = kind(value)
         except ValueError:
-            raise bad_request("invalid_parameter", f"{name} must be a {kind.__name__}") from None
+            raise bad_request("invalid_parameter", f"{name} must be a {kind.__name__}",
+                              param=name) from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise bad_request("invalid_parameter", f"{name} must be a {kind.__name__}")
+        raise bad_request("invalid_parameter", f"{name} must be a {kind.__name__}", param=name)
     if kind is int:
         if isinstance(value, float) and not value.is_integer():
-            raise bad_request("invalid_parameter", f"{name} must be an integer")
+            raise bad_request("invalid_parameter", f"{name} must be an integer", param=name)
         return int(value)
     if value != value or value in (float("inf"), float("-inf")):
-        raise bad_request("invalid_parameter", f"{name} must be a finite number")
+        raise bad_request("invalid_parameter", f"{name} must be a finite number", param=name)
     return float(value)

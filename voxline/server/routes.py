@@ -10,11 +10,14 @@ from urllib.parse import parse_qsl
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from voxline.audio import AudioPipeline, encode_whole
+from voxline.audio import encode_whole
+from voxline.server.auth import SYNTHESIS, require_key
+from voxline.server.coqui_compat import coqui_tts_stream, is_coqui_request
+from voxline.server.delivery import plan_request, stream_response
 from voxline.server.errors import ApiError, bad_request
 from voxline.server.params import parse_tts_request
 from voxline.server.services import Services
-from voxline.server.streaming import client_gone_probe, start_job, stream_body
+from voxline.server.streaming import client_gone_probe, start_job
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("voxline", __name__)
@@ -39,7 +42,7 @@ def echo_request_id(response: Response) -> Response:
 
 @bp.app_errorhandler(ApiError)
 def api_error(exc: ApiError):
-    logger.info("[%s] %s %s: %s", g.get("request_id"), exc.status, exc.code, exc.message)
+    logger.info("%s %s: %s", exc.status, exc.code, exc.message)
     return jsonify(exc.body()), exc.status, exc.headers
 
 
@@ -51,7 +54,7 @@ def http_error(exc: HTTPException):
 
 @bp.app_errorhandler(Exception)
 def internal_error(exc: Exception):
-    logger.exception("[%s] unhandled error", g.get("request_id"))
+    logger.exception("unhandled error")
     return jsonify({"error": "internal_error", "message": "internal server error"}), 500
 
 
@@ -98,21 +101,19 @@ def _audio_headers(job) -> dict[str, str]:
 
 
 @bp.route("/tts_stream", methods=["GET", "POST"])
+@require_key(SYNTHESIS)
 def tts_stream():
-    req = _parse(allow_query=True)
+    data, from_query = _request_data(allow_query=True)
+    if not from_query and is_coqui_request(data):
+        return coqui_tts_stream(data)
     svc = services()
-    job = start_job(svc, req, g.request_id, client_gone_probe(request.environ), "l16")
-    try:
-        pipeline = AudioPipeline(job.spec, svc.engine.sample_rate, level=svc.level)
-    except Exception:
-        job.close()
-        raise
-    headers = {**_audio_headers(job), "X-Accel-Buffering": "no"}
-    return Response(stream_body(job, pipeline), headers=headers,
-                    content_type=job.spec.content_type, direct_passthrough=True)
+    req = parse_tts_request(data, from_query=from_query, max_chars=svc.settings.max_chars,
+                            defaults=svc.defaults)
+    return stream_response(svc, plan_request(svc, req, "l16"), route="/tts_stream")
 
 
 @bp.route("/tts", methods=["POST"])
+@require_key(SYNTHESIS)
 def tts():
     req = _parse(allow_query=False)
     svc = services()
@@ -120,7 +121,7 @@ def tts():
     try:
         audio = encode_whole(job.spec, svc.engine.sample_rate, job.chunks, level=svc.level)
     except Exception as exc:
-        logger.exception("[%s] synthesis failed", g.request_id)
+        logger.exception("synthesis failed")
         raise ApiError(500, "synthesis_failed", "synthesis failed; see the server log") from exc
     finally:
         job.close()
@@ -128,6 +129,7 @@ def tts():
 
 
 @bp.get("/speakers")
+@require_key(SYNTHESIS)
 def speakers():
     svc = services()
     if svc.voices is None:

@@ -76,14 +76,17 @@ def resolve_voice(services: Services, requested: str | None) -> tuple[str, Condi
 
 def start_job(
     services: Services, req: TtsRequest, request_id: str, cancelled: Callable[[], bool],
-    default_format: str,
+    default_format: str, voice: tuple[str, Conditioning] | None = None,
 ) -> Job:
-    """Validate names and format, wait for the model; raise ApiError for the client."""
+    """Validate names and format, wait for the model; raise ApiError for the client.
+
+    `voice` (name, conditioning) replaces the request's speaker: latents sent by a client.
+    """
     if not services.ready:
         raise ApiError(503, "not_ready", f"the server is {services.state}", {"Retry-After": "5"})
     engine = services.engine
     language = resolve_language(req.language, engine.languages)
-    voice_name, voice = resolve_voice(services, req.speaker)
+    voice_name, voice = voice or resolve_voice(services, req.speaker)
     try:
         spec = resolve_output(req.format, req.sample_rate, engine.sample_rate, default_format)
     except AudioFormatError as exc:

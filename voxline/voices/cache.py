@@ -29,6 +29,16 @@ def cache_key(model_id: str, clip_paths: Sequence[Path]) -> str:
     return digest.hexdigest()
 
 
+def conditioning_digest(conditioning: Conditioning) -> str:
+    """Digest of the arrays themselves (names, dtypes, shapes, values): a voice's identity."""
+    digest = hashlib.sha256()
+    for name in sorted(conditioning):
+        array = np.ascontiguousarray(conditioning[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 class ConditioningCache:
     """Reads and writes conditioning arrays under `folder/<key>.npz`."""
 
@@ -53,6 +63,10 @@ class ConditioningCache:
             logger.warning("voice cache entry %s is invalid; rebuilding", path.name)
             return None
         return entry
+
+    def remove(self, key: str) -> None:
+        """Forget an entry (its voice was deleted)."""
+        self.path(key).unlink(missing_ok=True)
 
     def store(self, key: str, entry: Conditioning) -> None:
         """Write atomically (temp file + rename); on failure warn and carry on."""

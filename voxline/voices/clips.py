@@ -26,11 +26,16 @@ def is_safe_name(name: str) -> bool:
 
 
 def discover(folder: Path) -> dict[str, list[Path]]:
-    """Map voice names to clip paths: `NAME.wav` is one clip, `NAME/*.wav` several."""
+    """Map voice names to clip paths: `NAME.wav` is one clip, `NAME/*.wav` several.
+
+    Hidden entries are skipped: uploads are staged in `.upload-*` folders until complete.
+    """
     voices: dict[str, list[Path]] = {}
     if not folder.is_dir():
         return voices
     for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
         if entry.is_file() and entry.suffix.lower() in AUDIO_SUFFIXES:
             voices.setdefault(entry.stem, []).append(entry)
         elif entry.is_dir():

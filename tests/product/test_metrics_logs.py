@@ -1,0 +1,113 @@
+"""/metrics parsed with prometheus-client's own parser, counters moving with requests; the
+request id in every log line of a request, streamed bodies included."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.fakes import FakeEngine
+
+
+def scrape(client) -> dict[tuple[str, tuple], float]:
+    """Every sample as {(name, sorted labels): value}."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(response.get_data(as_text=True))
+            for s in family.samples}
+
+
+def value(samples, name, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@pytest.fixture
+def engine():
+    return FakeEngine()
+
+
+@pytest.fixture
+def client(make_app, engine):
+    return make_app(engine).test_client()
+
+
+def test_counters_move_with_requests(client):
+    before = scrape(client)
+    speak = {"text": "Hello.", "format": "pcm"}
+    assert client.post("/tts_stream", json=speak).data
+    assert client.post("/tts_stream", json=speak).data  # a hit
+    assert client.post("/tts_stream", json={"text": ""}).status_code == 400
+    assert client.post("/v1/audio/speech", json={"model": "tts-1", "input": "Hi.",
+                                                 "voice": "alloy", "response_format": "wav",
+                                                 "cache": False}).data
+    after = scrape(client)
+
+    def moved(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("voxline_requests_total", route="/tts_stream", status="200") == 2
+    assert moved("voxline_requests_total", route="/tts_stream", status="400") == 1
+    assert moved("voxline_requests_total", route="/v1/audio/speech", status="200") == 1
+    assert moved("voxline_phrase_cache_requests_total", result="miss") == 1
+    assert moved("voxline_phrase_cache_requests_total", result="hit") == 1
+    assert moved("voxline_phrase_cache_requests_total", result="bypass") == 1
+    assert moved("voxline_ttfa_seconds_count", route="/tts_stream", cache="miss") == 1
+    assert moved("voxline_ttfa_seconds_count", route="/tts_stream", cache="hit") == 1
+    assert moved("voxline_ttfa_seconds_count", route="/v1/audio/speech", cache="bypass") == 1
+    assert moved("voxline_rtf_count") == 2  # the two syntheses, not the hit
+    assert value(after, "voxline_phrase_cache_entries") == 1
+    assert value(after, "voxline_phrase_cache_bytes") > 0
+    assert value(after, "voxline_active_streams") == 0
+
+
+def test_gauges_and_engine_info(client):
+    samples = scrape(client)
+    assert value(samples, "voxline_voices") == 2
+    assert value(samples, "voxline_queue_depth") == 0
+    assert value(samples, "voxline_model_busy") == 0
+    assert value(samples, "voxline_ready") == 1
+    assert value(samples, "voxline_engine_info", engine="fake", model_id="fake", device="cpu",
+                 sample_rate="24000") == 1
+
+
+def test_active_streams_counts_an_open_stream(make_app, engine):
+    from tests.server.test_api import call_wsgi
+
+    app = make_app(engine)
+    _, body = call_wsgi(app, method="POST", path="/tts_stream", json={"text": "Hello."})
+    chunks = iter(body)
+    next(chunks)
+    assert value(scrape(app.test_client()), "voxline_active_streams") == 1
+    body.close()
+    assert value(scrape(app.test_client()), "voxline_active_streams") == 0
+
+
+def test_request_id_is_in_every_log_line_of_a_request(make_app, caplog):
+    caplog.set_level(logging.INFO)
+    engine = FakeEngine()
+    engine.fail_after = 1  # logged by the request's thread while its response streams
+    client = make_app(engine).test_client()
+    headers = {"X-Request-Id": "call-42"}
+    streamed = client.post("/tts_stream", json={"text": "Hello."}, headers=headers)
+    assert streamed.headers["X-Request-Id"] == "call-42"
+    assert streamed.data
+    assert client.post("/tts_stream", json={"text": ""}, headers=headers).status_code == 400
+    ours = [r for r in caplog.records if r.name.startswith("voxline.server")]
+    during = [r for r in ours if "synthesis failed" in r.getMessage()
+              or "missing_text" in r.getMessage()]
+    assert len(during) == 2
+    assert {r.request_id for r in during} == {"call-42"}
+    startup = [r for r in ours if "engine: fake" in r.getMessage()]
+    assert startup and startup[0].request_id == "-"
+
+
+def test_log_format_carries_the_request_id():
+    from voxline.server.logctx import LOG_FORMAT, RequestIdFilter
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
+    RequestIdFilter().filter(record)
+    assert logging.Formatter(LOG_FORMAT).format(record).endswith("hello rid=-")

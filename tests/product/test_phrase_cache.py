@@ -1,0 +1,208 @@
+"""The phrase cache: hits are byte-identical and skip the engine, identical requests in flight
+synthesise once, only complete renders are kept, the disk use is bounded (LRU)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from tests.fakes import FakeEngine
+from tests.product.conftest import ADMIN, speech_like, write_clip
+from tests.server.test_api import call_wsgi
+from voxline.phrase_cache import PhraseCache, phrase_key
+
+REQUEST = {"text": "Thank you for calling.", "format": "pcm"}
+
+
+@pytest.fixture
+def engine():
+    return FakeEngine()
+
+
+@pytest.fixture
+def app(make_app, engine):
+    return make_app(engine)
+
+
+def test_second_identical_request_is_a_byte_identical_hit(app, engine):
+    client = app.test_client()
+    first = client.post("/tts_stream", json=REQUEST)
+    assert first.headers["X-Voxline-Cache"] == "miss" and first.data
+    second = client.post("/tts_stream", json=REQUEST)
+    assert second.headers["X-Voxline-Cache"] == "hit"
+    assert second.data == first.data
+    assert second.headers["Content-Type"] == first.headers["Content-Type"]
+    assert engine.started == 1
+    query = client.get("/tts_stream?text=Thank+you+for+calling.&format=pcm")
+    assert query.headers["X-Voxline-Cache"] == "hit"  # same facts, other transport
+
+
+@pytest.mark.parametrize("change", [
+    {"text": "Thank you for calling!"}, {"speaker": "bob"}, {"language": "de"},
+    {"format": "l16"}, {"sample_rate": 8000}, {"temperature": 0.5}, {"seed": 1},
+])
+def test_anything_that_shapes_the_audio_is_a_miss(app, engine, change):
+    client = app.test_client()
+    client.post("/tts_stream", json=REQUEST)
+    other = client.post("/tts_stream", json={**REQUEST, **change})
+    assert other.headers["X-Voxline-Cache"] == "miss"
+    assert engine.started == 2
+
+
+def test_opt_out_neither_reads_nor_writes(app, engine):
+    client = app.test_client()
+    skipped = client.post("/tts_stream", json={**REQUEST, "cache": False})
+    assert skipped.headers["X-Voxline-Cache"] == "bypass"
+    assert client.post("/tts_stream", json=REQUEST).headers["X-Voxline-Cache"] == "miss"
+    again = client.get("/tts_stream?text=Thank+you+for+calling.&format=pcm&cache=0")
+    assert again.headers["X-Voxline-Cache"] == "bypass"
+    assert engine.started == 3
+
+
+def test_cache_off_by_setting(make_app, engine):
+    client = make_app(engine, phrase_cache_mb=0).test_client()
+    for _ in range(2):
+        assert client.post("/tts_stream", json=REQUEST).headers["X-Voxline-Cache"] == "bypass"
+    assert engine.started == 2
+
+
+def test_concurrent_identical_requests_synthesise_once(app, engine):
+    engine.gate = threading.Event()
+    results: list = []
+
+    def ask() -> None:
+        response = app.test_client().post("/tts_stream", json=REQUEST)
+        results.append((response.headers["X-Voxline-Cache"], response.data))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 5
+    while engine.started == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the others arrive while the first is still synthesising
+    engine.gate.set()
+    for t in threads:
+        t.join(10)
+    assert engine.started == 1
+    assert sorted(kind for kind, _ in results) == ["miss"] + ["shared"] * 5
+    assert len({data for _, data in results}) == 1
+    assert app.test_client().post("/tts_stream", json=REQUEST).headers["X-Voxline-Cache"] == "hit"
+
+
+def test_followers_keep_streaming_when_the_leader_hangs_up(app, engine):
+    engine.gate = threading.Event()
+    _, leader = call_wsgi(app, method="POST", path="/tts_stream", json=REQUEST)
+    chunks = iter(leader)
+    engine.gate.set()
+    next(chunks)  # the leader has audio, so a follower will find the render in flight
+    engine.gate.clear()
+    follower: list = []
+    thread = threading.Thread(target=lambda: follower.append(
+        app.test_client().post("/tts_stream", json=REQUEST).data))
+    thread.start()
+    time.sleep(0.2)
+    engine.gate.set()
+    leader.close()  # the leader's client goes away mid-stream
+    thread.join(10)
+    assert len(follower[0]) == 2 * engine.n_chunks * engine.chunk_len
+    assert engine.started == 1 and engine.closed == 0
+    assert app.test_client().post("/tts_stream", json=REQUEST).headers["X-Voxline-Cache"] == "hit"
+
+
+def test_a_stream_cut_short_is_not_cached(app, engine):
+    engine.n_chunks = 20
+    _, body = call_wsgi(app, method="POST", path="/tts_stream", json=REQUEST)
+    next(iter(body))
+    body.close()  # client gone
+    again = app.test_client().post("/tts_stream", json=REQUEST)
+    assert again.headers["X-Voxline-Cache"] == "miss"
+    assert len(again.data) == 2 * 20 * engine.chunk_len
+
+
+def test_a_failed_synthesis_is_not_cached(app, engine):
+    engine.fail_after = 1
+    client = app.test_client()
+    assert len(client.post("/tts_stream", json=REQUEST).data) == 2 * engine.chunk_len
+    engine.fail_after = None
+    again = client.post("/tts_stream", json=REQUEST)
+    assert again.headers["X-Voxline-Cache"] == "miss"
+    assert len(again.data) == 2 * engine.n_chunks * engine.chunk_len
+
+
+def test_deleting_a_voice_drops_its_renders(admin_app, tmp_path):
+    engine = FakeEngine()
+    write_clip(tmp_path / "speakers" / "default.wav", speech_like(4))
+    write_clip(tmp_path / "speakers" / "extra.wav", speech_like(4, level=0.1))  # other latents
+    app = admin_app(engine)
+    client = app.test_client()
+    assert client.post("/tts_stream", json={**REQUEST, "speaker": "extra"}).data
+    assert client.post("/tts_stream", json=REQUEST).data
+    phrases = app.extensions["voxline.phrases"]
+    assert phrases.stats()[0] == 2
+    deleted = client.delete("/v1/voices/extra", headers=ADMIN)
+    assert deleted.json["cached_renders_dropped"] == 1
+    assert phrases.stats()[0] == 1
+
+
+# The cache on its own.
+
+def test_lru_is_bounded_in_bytes_and_survives_a_restart(tmp_path):
+    cache = PhraseCache(tmp_path, max_bytes=2500)
+    for name in "abc":
+        cache.store(name, "g", name.encode() * 1000)
+        time.sleep(0.01)  # distinct file times
+    assert cache.stats() == (2, 2000)
+    assert cache.lookup("a").kind == "lead"  # evicted (and now being led)
+    assert cache.lookup("b").data == b"b" * 1000  # used: now the most recent
+    cache.store("d", "g", b"d" * 1000)
+    assert cache.lookup("c").kind == "lead"  # c was the least recently used
+    assert sorted(p.stem for p in (tmp_path / "g").iterdir()) == ["b", "d"]
+    again = PhraseCache(tmp_path, max_bytes=1500)  # restart with a smaller bound
+    assert again.stats() == (1, 1000)
+    assert again.lookup("d").kind == "hit"  # the most recently used of the two
+
+
+def test_unwritable_cache_only_warns(tmp_path, caplog):
+    blocker = tmp_path / "phrases"
+    blocker.write_text("a file where the folder should be")
+    cache = PhraseCache(blocker, max_bytes=10_000)
+    cache.store("k", "g", b"data")
+    assert cache.stats() == (0, 0)
+    assert "could not write phrase cache entry" in caplog.text
+
+
+def test_vanished_or_leftover_files(tmp_path):
+    cache = PhraseCache(tmp_path, max_bytes=10_000)
+    cache.store("k", "g", b"data")
+    (tmp_path / "g" / "k.bin").unlink()
+    assert cache.lookup("k").kind == "lead"
+    (tmp_path / "g" / ".crash.tmp").write_bytes(b"half")
+    PhraseCache(tmp_path, max_bytes=10_000)
+    assert not (tmp_path / "g" / ".crash.tmp").exists()
+
+
+def test_oversized_render_is_not_stored(tmp_path):
+    cache = PhraseCache(tmp_path, max_bytes=100)
+    cache.store("k", "g", b"x" * 101)
+    assert cache.stats() == (0, 0)
+
+
+def test_key_covers_every_fact_in_any_order():
+    assert phrase_key(a=1, b="x") == phrase_key(b="x", a=1)
+    assert phrase_key(a=1, b="x") != phrase_key(a=1, b="y")
+    assert len({phrase_key(text=t) for t in ("Hi", "Hi ", "hi")}) == 3
+
+
+def test_cache_files_keep_lru_order_across_restarts(tmp_path):
+    cache = PhraseCache(tmp_path, max_bytes=10_000)
+    cache.store("old", "g", b"1" * 10)
+    cache.store("new", "g", b"2" * 10)
+    past = time.time() - 100
+    os.utime(tmp_path / "g" / "new.bin", (past, past))
+    restarted = PhraseCache(tmp_path, max_bytes=15)  # room for one: the older file goes
+    assert restarted.lookup("old").kind == "hit"
+    assert restarted.lookup("new").kind == "lead"

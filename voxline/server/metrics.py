@@ -1,0 +1,122 @@
+"""Prometheus metrics at /metrics: requests, time to first audio, real-time factor, queue,
+streams, phrase cache, voices and engine.
+
+Each app has its own registry (tests build many apps in one process); values that already live
+elsewhere (queue depth, voices, cache size) are read when scraped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from voxline.phrase_cache import PhraseCache
+
+TTFA_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+RTF_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+bp = Blueprint("metrics", __name__)
+
+
+class Metrics:
+    """The app's instruments; `observe_stream` wraps a response body to time it."""
+
+    def __init__(self, services, phrases: PhraseCache) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("voxline_requests", "HTTP requests by route and status",
+                                ["route", "status"], registry=r)
+        self.ttfa = Histogram("voxline_ttfa_seconds",
+                              "Time from request arrival to the first audio byte",
+                              ["route", "cache"], buckets=TTFA_BUCKETS, registry=r)
+        self.rtf = Histogram("voxline_rtf",
+                             "Real-time factor of completed syntheses: synthesis time over "
+                             "audio duration (below 1 is faster than real time)",
+                             buckets=RTF_BUCKETS, registry=r)
+        self.active_streams = Gauge("voxline_active_streams",
+                                    "Audio responses being sent now", registry=r)
+        self.cache = Counter("voxline_phrase_cache_requests",
+                             "Phrase cache lookups: hit (from disk), shared (joined an identical "
+                             "render in progress), miss (synthesised), bypass (opted out or off)",
+                             ["result"], registry=r)
+        for result in ("hit", "shared", "miss", "bypass"):
+            self.cache.labels(result)
+        r.register(_LiveCollector(services, phrases))
+
+    def observe_stream(self, body: Iterator[bytes], route: str, cache: str,
+                       started: float) -> Iterator[bytes]:
+        """Count the body as an active stream and time its first audio byte."""
+        self.active_streams.inc()
+        first = True
+        try:
+            for data in body:
+                if first and data:
+                    self.ttfa.labels(route, cache).observe(time.perf_counter() - started)
+                    first = False
+                yield data
+        finally:
+            self.active_streams.dec()
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+
+class _LiveCollector:
+    """Reads queue, voices, cache and engine facts at scrape time."""
+
+    def __init__(self, services, phrases: PhraseCache) -> None:
+        self._services = services
+        self._phrases = phrases
+
+    def collect(self):
+        svc = self._services
+        yield GaugeMetricFamily("voxline_queue_depth", "Requests waiting for the model",
+                                value=svc.scheduler.depth)
+        yield GaugeMetricFamily("voxline_model_busy", "1 while the model is synthesising",
+                                value=int(bool(svc.scheduler.busy)))
+        voices = svc.voices.names() if svc.voices is not None else []
+        yield GaugeMetricFamily("voxline_voices", "Voices ready to use", value=len(voices))
+        entries, size = self._phrases.stats()
+        yield GaugeMetricFamily("voxline_phrase_cache_entries", "Renders in the phrase cache",
+                                value=entries)
+        yield GaugeMetricFamily("voxline_phrase_cache_bytes",
+                                "Bytes of renders in the phrase cache", value=size)
+        yield GaugeMetricFamily("voxline_ready", "1 once the server is ready",
+                                value=int(svc.ready))
+        info = InfoMetricFamily("voxline_engine", "The speech engine being served")
+        engine = svc.engine
+        if engine is not None:
+            info.add_metric([], {"engine": svc.engine_name, "model_id": engine.model_id,
+                                 "device": str(engine.device),
+                                 "sample_rate": str(engine.sample_rate)})
+        yield info
+
+
+def init_app(app: Flask, services, phrases: PhraseCache) -> Metrics:
+    """Attach the metrics, count every response, and serve /metrics."""
+    metrics = Metrics(services, phrases)
+    app.extensions["voxline.metrics"] = metrics
+
+    @app.before_request
+    def _start_clock() -> None:
+        g.started = time.perf_counter()  # time to first audio counts from here
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics.requests.labels(rule, str(response.status_code)).inc()
+        return response
+
+    app.register_blueprint(bp)
+    return metrics
+
+
+@bp.get("/metrics")
+def scrape() -> Response:
+    metrics: Metrics = current_app.extensions["voxline.metrics"]
+    return Response(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)

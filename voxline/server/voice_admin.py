@@ -1,0 +1,99 @@
+"""Voice management for admins: /v1/voices (create from clips, list, show, delete).
+
+The work happens in `voxline.voices.manage.VoiceManager`; these routes check the admin key,
+read the multipart upload and map its errors to HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Flask, current_app, g, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from voxline.phrase_cache import PhraseCache
+from voxline.scheduler import QueueFull
+from voxline.server.auth import ADMIN, require_key
+from voxline.server.errors import ApiError
+from voxline.server.services import Services
+from voxline.settings import Settings
+from voxline.voices.manage import VoiceManager
+from voxline.voices.upload import UploadError
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("voice_admin", __name__, url_prefix="/v1/voices")
+
+
+def init_app(app: Flask, settings: Settings) -> VoiceManager:
+    manager = VoiceManager(settings.speakers_dir, settings.cache_dir / "uploads",
+                           settings.upload_max_seconds)
+    app.extensions["voxline.voice_manager"] = manager
+    app.register_blueprint(bp)
+    return manager
+
+
+def _context() -> tuple[Services, VoiceManager]:
+    svc: Services = current_app.extensions["voxline"]
+    if not svc.ready:
+        raise ApiError(503, "not_ready", f"the server is {svc.state}", {"Retry-After": "5"})
+    return svc, current_app.extensions["voxline.voice_manager"]
+
+
+@bp.errorhandler(UploadError)
+def _upload_error(exc: UploadError):
+    logger.info("%s %s: %s", exc.status, exc.code, exc.message)
+    return jsonify({"error": exc.code, "message": exc.message}), exc.status
+
+
+@bp.post("")
+@require_key(ADMIN)
+def create():
+    svc, manager = _context()
+    limit = int(svc.settings.upload_max_mb * 1e6)
+    too_large = UploadError(413, "too_large",
+                            f"the upload is larger than {svc.settings.upload_max_mb:g} MB")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    request.max_content_length = limit
+    try:
+        name = request.form.get("name", "")
+        uploads = [(f.filename or "", f.stream) for f in request.files.values()]
+    except RequestEntityTooLarge:
+        raise too_large from None
+
+    def compute(clips):
+        return svc.scheduler.run(g.request_id, lambda: svc.engine.compute_conditioning(clips))
+
+    try:
+        result = manager.create(svc.voices, name, uploads, compute)
+    except QueueFull as exc:
+        raise ApiError(503, "queue_full", str(exc), {"Retry-After": str(exc.retry_after)}) from exc
+    logger.info("voice %s created from %d clip(s) in %.2f s", name, len(uploads),
+                result["ready_s"])
+    return jsonify(result), 201
+
+
+@bp.get("")
+@require_key(ADMIN)
+def list_voices():
+    svc, manager = _context()
+    return jsonify({"voices": [manager.describe(svc.voices, n) for n in svc.voices.names()],
+                    "failed": svc.voices.report.failed})
+
+
+@bp.get("/<path:name>")
+@require_key(ADMIN)
+def show(name: str):
+    svc, manager = _context()
+    return jsonify(manager.describe(svc.voices, name))
+
+
+@bp.delete("/<path:name>")
+@require_key(ADMIN)
+def delete(name: str):
+    svc, manager = _context()
+    digest = manager.delete(svc.voices, name)
+    phrases: PhraseCache = current_app.extensions["voxline.phrases"]
+    dropped = phrases.drop_group(digest) if digest else 0
+    logger.info("voice %s deleted (%d cached renders dropped)", name, dropped)
+    return jsonify({"deleted": name, "cached_renders_dropped": dropped})
