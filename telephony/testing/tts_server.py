@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -33,8 +34,14 @@ class TtsServer:
         }
         gunicorn = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
         self.log = log.open("ab")
+        # Its own process group: stop() can end the workers too if the master must be killed.
         self.proc = subprocess.Popen(
-            gunicorn, cwd=repo, env=env, stdout=self.log, stderr=subprocess.STDOUT
+            gunicorn,
+            cwd=repo,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def wait_ready(self, timeout: float = 120.0) -> TtsServer:
@@ -52,13 +59,17 @@ class TtsServer:
             time.sleep(0.2)
         raise RuntimeError(f"server not ready:\n{self.log_path.read_text()[-3000:]}")
 
-    def stop(self) -> None:
-        """Terminate gunicorn."""
+    def stop(self, grace: float = 15.0) -> None:
+        """Terminate gunicorn; after `grace` seconds kill its whole process group."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(30)
+                self.proc.wait(grace)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        try:  # workers left behind by a master that did not shut down cleanly
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.log.close()
