@@ -245,16 +245,17 @@ class Scheduler:
             self._pending.remove(job)
         for job in [j for j in self._active if j.cancelled()]:
             logger.info("[%s] client went away; stopping synthesis", job.request_id)
-            self._finish(job, None)
+            # Always end the job's queue: its request thread may be blocked reading it.
+            self._finish(job, _END)
 
     def _finish(self, job: Job, outcome: object) -> None:
+        """Close the job's stream, drop it from the active set, end its queue with `outcome`."""
         if job.stream is not None:
             job.stream.close()
             job.stream = None
         if job in self._active:
             self._active.remove(job)
-        if outcome is not None:
-            job.out.put(outcome)
+        job.out.put(outcome)
 
     def _step(self, job: Job) -> None:
         """Compute one chunk of `job` (opening its next sentence when needed); deliver the

@@ -1,0 +1,89 @@
+"""The scheduler with fake engines: admission, queue limits, cancellation, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tests.fakes import FakeEngine
+from voxline.engines.base import SynthesisParams, Utterance
+from voxline.scheduler import QueueFull, Scheduler, SynthesisError
+
+
+def utterances(engine, n=1):
+    voice = engine.builtin_voices()["alice"]
+    return [Utterance(f"sentence {i}", voice, "en", SynthesisParams()) for i in range(n)]
+
+
+def drain_in_thread(handle):
+    out = {"chunks": []}
+
+    def run():
+        try:
+            out["chunks"] = list(handle.chunks())
+        except SynthesisError as exc:
+            out["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+def test_client_gone_wakes_a_reader_blocked_on_the_next_chunk():
+    engine = FakeEngine(n_chunks=10)
+    engine.permits = threading.Semaphore(1)
+    gone = threading.Event()
+    scheduler = Scheduler()
+    handle = scheduler.submit("r", engine, utterances(engine), client_gone=gone.is_set)
+    thread, out = drain_in_thread(handle)
+    time.sleep(0.1)  # the reader has its chunk and now waits for the next one
+    gone.set()
+    engine.permits.release()
+    thread.join(5)
+    assert not thread.is_alive()  # never left hanging
+    assert len(out["chunks"]) <= 2
+    engine.permits = None
+    assert scheduler.active == 0
+
+
+def test_sentences_run_in_order_and_errors_stay_with_their_request():
+    engine = FakeEngine(n_chunks=2)
+    scheduler = Scheduler()
+    ok = scheduler.submit("ok", engine, utterances(engine, 3))
+    assert len(list(ok.chunks())) == 6
+    engine.fail_after = 1
+    bad = scheduler.submit("bad", engine, utterances(engine))
+    with pytest.raises(SynthesisError):
+        list(bad.chunks())
+    engine.fail_after = None
+    again = scheduler.submit("again", engine, utterances(engine))
+    chunks = list(again.chunks())
+    np.testing.assert_array_equal(np.concatenate(chunks),
+                                  engine.expected(engine.builtin_voices()["alice"]))
+
+
+def test_queue_full_is_refused_at_once():
+    engine = FakeEngine(n_chunks=3)
+    engine.gate = threading.Event()
+    scheduler = Scheduler(max_queue=1, max_active=1)
+    first = scheduler.submit("a", engine, utterances(engine))
+    second = scheduler.submit("b", engine, utterances(engine))
+    started = time.monotonic()
+    with pytest.raises(QueueFull) as refused:
+        scheduler.submit("c", engine, utterances(engine))
+    assert time.monotonic() - started < 0.5
+    assert refused.value.retry_after >= 1
+    engine.gate.set()
+    assert len(list(first.chunks())) == 3 and len(list(second.chunks())) == 3
+
+
+def test_exclusive_tasks_run_on_the_loop_between_steps():
+    scheduler = Scheduler()
+    seen = []
+    assert scheduler.run("task", lambda: seen.append(threading.current_thread().name) or 42) == 42
+    assert seen == ["voxline-scheduler"]
+    with pytest.raises(ZeroDivisionError):
+        scheduler.run("boom", lambda: 1 / 0)
