@@ -44,10 +44,10 @@ fi
 command -v debootstrap >/dev/null || { log "debootstrap is missing (apt-get install debootstrap)"; exit 2; }
 
 if [ -z "$MIRROR" ]; then
-    # The Debian mirror apt already uses (deb822 or one-line sources), else deb.debian.org.
+    # The Debian mirror apt already uses (deb822 or one-line sources).
     MIRROR=$(grep -rhoE '(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list \
         /etc/apt/sources.list.d/ 2>/dev/null | head -n1 | awk '{print $2}' || true)
-    MIRROR=${MIRROR:-http://deb.debian.org/debian}
+    [ -n "$MIRROR" ] || { log "no Debian mirror in apt's sources: set VOXLINE_DEBIAN_MIRROR"; exit 2; }
 fi
 
 mkdir -p "$CACHE_ROOT"
