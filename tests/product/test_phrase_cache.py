@@ -62,6 +62,15 @@ def test_opt_out_neither_reads_nor_writes(app, engine):
     assert engine.started == 3
 
 
+def test_forced_length_benchmark_requests_are_never_cached(app, engine):
+    client = app.test_client()
+    for _ in range(2):
+        forced = client.post("/tts_stream", json={**REQUEST, "min_new_tokens": 5,
+                                                  "max_new_tokens": 5})
+        assert forced.headers["X-Voxline-Cache"] == "bypass"
+    assert engine.started == 2
+
+
 def test_cache_off_by_setting(make_app, engine):
     client = make_app(engine, phrase_cache_mb=0).test_client()
     for _ in range(2):

@@ -116,6 +116,19 @@ def test_every_upload_format_is_decoded(admin_app, tmp_path, fmt):
     assert (info.samplerate, info.channels, info.subtype) == (22050, 1, "PCM_16")
 
 
+def test_several_clips_under_one_field_name(admin_app, tmp_path):
+    engine = FakeEngine()
+    client = admin_app(engine).test_client()
+    clips = [(io.BytesIO(clip_bytes(tmp_path, speech_like(2.5, level=lv))), f"{i}.wav")
+             for i, lv in enumerate((0.2, 0.3))]
+    response = client.post("/v1/voices", data={"name": "duo", "files": clips}, headers=ADMIN,
+                           content_type="multipart/form-data")
+    assert response.status_code == 201, response.json
+    assert [c["file"] for c in response.json["clips"]] == ["0.wav", "1.wav"]
+    assert sorted(p.name for p in (tmp_path / "speakers" / "duo").iterdir()) == [
+        "clip01.wav", "clip02.wav"]
+
+
 def test_heavily_clipped_clip_is_accepted_with_a_warning(admin_app, tmp_path):
     client = admin_app().test_client()
     response = upload(client, "loud", ("loud.wav", clip_bytes(tmp_path, _clipped())))

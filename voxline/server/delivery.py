@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from flask import Response, current_app, g, request
 
 from voxline.audio import AudioFormatError, AudioPipeline, OutputSpec, resolve_output
-from voxline.engines.base import Conditioning
+from voxline.engines.base import Conditioning, SynthesisParams
 from voxline.phrase_cache import Flight, PhraseCache, phrase_key
 from voxline.server import logctx
 from voxline.server.errors import ApiError, bad_request
@@ -70,6 +70,12 @@ def plan_request(
     return Plan(req, name, conditioning, digest, language, spec, default_format)
 
 
+def cacheable(params: SynthesisParams) -> bool:
+    """Forced output lengths are benchmark knobs (random-weight checkpoints): such requests
+    measure synthesis, so the phrase cache leaves them alone."""
+    return params.min_new_tokens is None and params.max_new_tokens is None
+
+
 def render_key(services: Services, plan: Plan) -> str:
     """Everything that shapes a render's bytes."""
     return phrase_key(
@@ -86,7 +92,7 @@ def stream_response(services: Services, plan: Plan, *, route: str) -> Response:
     metrics: Metrics = current_app.extensions["voxline.metrics"]
     reply = _Reply(services, plan, route, metrics)
     gone = client_gone_probe(request.environ)
-    if not (plan.req.cache and phrases.enabled):
+    if not (plan.req.cache and phrases.enabled and cacheable(plan.req.params)):
         render = _synthesize(services, plan, reply.request_id, gone)
         return reply.stream(_plain(render, metrics), "bypass")
     key = render_key(services, plan)

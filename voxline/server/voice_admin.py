@@ -57,7 +57,7 @@ def create():
     request.max_content_length = limit
     try:
         name = request.form.get("name", "")
-        uploads = [(f.filename or "", f.stream) for f in request.files.values()]
+        uploads = [(f.filename or "", f.stream) for _, f in request.files.items(multi=True)]
     except RequestEntityTooLarge:
         raise too_large from None
 
