@@ -14,13 +14,15 @@ shift $(( $# >= 2 ? 2 : 1 ))
 py=${PYTHON:-.venv/bin/python}
 mkdir -p "$out"
 
-run() {  # label, max_active, schedule, max_batch
+run() {  # label, max_active, schedule, max_batch, extra options...
+    local label=$1 active=$2 schedule=$3 batch=$4
+    shift 4
     "$py" bench/latency.py --spawn --engine xtts --xtts-dir "$ckpt" --device "${DEVICE:-cpu}" \
-        --server-env VOXLINE_MAX_ACTIVE="$2" --server-env VOXLINE_CHUNK_SCHEDULE="$3" \
-        --server-env VOXLINE_MAX_BATCH="$4" --server-env VOXLINE_QUEUE_TIMEOUT_S=1800 \
+        --server-env VOXLINE_MAX_ACTIVE="$active" --server-env VOXLINE_CHUNK_SCHEDULE="$schedule" \
+        --server-env VOXLINE_MAX_BATCH="$batch" --server-env VOXLINE_QUEUE_TIMEOUT_S=1800 \
         --top-k 1 --workloads short --languages en --concurrency "${CONCURRENCY:-1,4}" \
         --requests "${REQUESTS:-4}" --warmup 1 --timeout 1800 --no-progress \
-        --label "$1" --out "$out/$1" "$@"
+        --label "$label" --out "$out/$label" "$@"
 }
 
 run serial-fixed20 1 20 1 "$@"
