@@ -74,6 +74,16 @@ def test_openai_client_streams_each_format_to_a_file(tone_server, tmp_path, fmt,
     assert abs(seconds - len(TEXT) * SECONDS_PER_CHAR) < 0.1, seconds
 
 
+@pytest.mark.parametrize("fmt, codec", [("mp3", "mp3"), ("wav", "pcm_s16le")])
+def test_openai_client_whole_response_to_a_file(tone_server, tmp_path, fmt, codec):
+    path = tmp_path / f"whole.{fmt}"
+    openai_client(tone_server).audio.speech.create(
+        model="tts-1", voice="alloy", input=TEXT, response_format=fmt).write_to_file(path)
+    got_codec, rate, seconds = probe_seconds(path)
+    assert (got_codec, rate) == (codec, 24000)
+    assert abs(seconds - len(TEXT) * SECONDS_PER_CHAR) < 0.1, seconds
+
+
 def test_openai_client_whole_pcm_and_voice_alias(tone_server):
     client = openai_client(tone_server)
     pcm = client.audio.speech.create(model="tts-1", voice="echo", input=TEXT,

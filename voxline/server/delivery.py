@@ -83,6 +83,7 @@ def render_key(services: Services, plan: Plan) -> str:
         voice=plan.voice_digest, text=plan.req.text, language=plan.language,
         params=dataclasses.asdict(plan.req.params), format=plan.spec.format,
         rate=plan.spec.sample_rate, level=services.settings.level,
+        chunk_schedule=services.settings.chunk_schedule,  # XTTS crossfades at chunk edges
     )
 
 
