@@ -165,7 +165,8 @@ class Scheduler:
         job = Job(request_id, engine, list(sentences), client_gone,
                   number=next(self._numbers))
         with self._cond:
-            if len(self._active) >= self.max_active and len(self._pending) >= self.max_queue:
+            # Capacity is the active slots plus the queue, however far the loop has admitted.
+            if len(self._active) + len(self._pending) >= self.max_active + self.max_queue:
                 raise QueueFull(self.retry_after())
             self._pending.append(job)
             self._ensure_thread()
