@@ -7,7 +7,7 @@ import os
 workers = 1
 worker_class = "gthread"
 # One thread per open request: streams in progress plus those waiting in the synthesis queue.
-threads = int(os.environ.get("VOXLINE_THREADS", "16"))
+threads = int(os.environ.get("VOXLINE_THREADS", "32"))
 bind = os.environ.get("VOXLINE_BIND", "127.0.0.1:8020")
 # No preload: the app (and CUDA) must initialise inside the worker, never before fork.
 preload_app = False

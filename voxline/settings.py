@@ -51,7 +51,7 @@ class Settings:
     tone_first_chunk_ms: float = 20.0
     # Output level policy (voxline.audio.levels): "none", "gain:DB", "limit" or "limit:DB".
     level: str = "limit"
-    threads: int = 16
+    threads: int = 32
     bind: str = "127.0.0.1:8020"
     # Bearer keys, comma-separated: API keys may synthesise, admin keys may also manage voices.
     # No API keys: synthesis is open; no admin keys: voice management is off.
