@@ -36,6 +36,28 @@ def make_app(tmp_path):
     return build
 
 
+@pytest.fixture
+def loading_app(tmp_path):
+    """An app still loading its engine: voices are ready once the returned gate is set."""
+    import threading
+
+    from tests.fakes import FakeEngine
+    from voxline.server.app import create_app
+
+    gate = threading.Event()
+
+    class SlowVoices(FakeEngine):
+        def builtin_voices(self):
+            gate.wait(10)
+            return super().builtin_voices()
+
+    app = create_app({"settings": {"speakers_dir": tmp_path / "speakers",
+                                   "cache_dir": tmp_path / "cache", "warmup": False},
+                      "engine": SlowVoices()})
+    yield app, gate
+    gate.set()
+
+
 @pytest.fixture(scope="session")
 def tiny_xtts(tmp_path_factory) -> Path:
     """A tiny random-weight XTTS v2 checkpoint folder, built once per session."""

@@ -117,20 +117,8 @@ def test_non_json_body_and_wrong_method_are_openai_errors(client):
     assert wrong.status_code == 405 and "error" in wrong.json
 
 
-def test_not_ready_is_a_server_error_with_retry_after(tmp_path):
-    import threading
-
-    from voxline.server.app import create_app
-
-    gate = threading.Event()
-
-    class SlowVoices(FakeEngine):
-        def builtin_voices(self):
-            gate.wait(10)
-            return super().builtin_voices()
-
-    app = create_app({"settings": {"speakers_dir": tmp_path, "cache_dir": tmp_path,
-                                   "warmup": False}, "engine": SlowVoices()})
+def test_not_ready_is_a_server_error_with_retry_after(loading_app):
+    app, gate = loading_app
     refused = speech(app.test_client(), response_format="pcm")
     gate.set()
     assert refused.status_code == 503

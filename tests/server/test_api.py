@@ -256,18 +256,8 @@ def test_metadata_routes(client):
     assert client.get("/nope").json["error"] == "not_found"
 
 
-def test_not_ready_until_loaded(tmp_path):
-    from voxline.server.app import create_app
-
-    gate = threading.Event()
-
-    class SlowVoices(FakeEngine):
-        def builtin_voices(self):
-            gate.wait(10)
-            return super().builtin_voices()
-
-    app = create_app({"settings": {"speakers_dir": tmp_path, "cache_dir": tmp_path,
-                                   "warmup": False}, "engine": SlowVoices()})
+def test_not_ready_until_loaded(loading_app):
+    app, gate = loading_app
     client = app.test_client()
     assert client.get("/ready").status_code == 503
     refused = client.post("/tts_stream", json={"text": "hi"})

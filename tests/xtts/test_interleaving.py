@@ -65,11 +65,8 @@ def collect(handle, out, key):
     out[key] = np.concatenate(list(handle.chunks()))
 
 
-def test_concurrent_requests_equal_their_solo_runs(engine, voices):
-    expected = [solo(engine, voices, *r) for r in REQUESTS]
-    scheduler = Scheduler(max_queue=8, max_active=8)
-    handles = [scheduler.submit(f"r{i}", engine, utterances(voices, *r))
-               for i, r in enumerate(REQUESTS)]
+def collect_all(handles) -> dict[int, np.ndarray]:
+    """Read every handle's audio from its own thread, as request threads do."""
     results: dict[int, np.ndarray] = {}
     threads = [threading.Thread(target=collect, args=(h, results, i))
                for i, h in enumerate(handles)]
@@ -77,6 +74,15 @@ def test_concurrent_requests_equal_their_solo_runs(engine, voices):
         t.start()
     for t in threads:
         t.join(120)
+    return results
+
+
+def test_concurrent_requests_equal_their_solo_runs(engine, voices):
+    expected = [solo(engine, voices, *r) for r in REQUESTS]
+    scheduler = Scheduler(max_queue=8, max_active=8)
+    handles = [scheduler.submit(f"r{i}", engine, utterances(voices, *r))
+               for i, r in enumerate(REQUESTS)]
+    results = collect_all(handles)
     for i, want in enumerate(expected):
         np.testing.assert_array_equal(results[i], want, err_msg=f"request {i}")
 
@@ -177,13 +183,7 @@ def test_requests_arriving_together_run_as_one_batch_equal_to_solo(engine, voice
     with scheduler._cond:  # submit all four before the loop admits any of them
         handles = [scheduler.submit(f"b{i}", engine, utterances(voices, *it))
                    for i, it in enumerate(items)]
-    results: dict[int, np.ndarray] = {}
-    threads = [threading.Thread(target=collect, args=(h, results, i))
-               for i, h in enumerate(handles)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    results = collect_all(handles)
     assert scheduler.batches_opened == 1
     for i, want in enumerate(expected):
         # One forward pass for four left-padded rows: equal within float tolerance.
