@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     req.add_argument("--top-k", type=int, help="sent as top_k (1 makes XTTS deterministic)")
     req.add_argument("--stream-chunk-size", type=int, help="XTTS GPT tokens per chunk")
     req.add_argument(
+        "--phrase-cache",
+        action="store_true",
+        help="let the server answer repeats from its phrase cache (default: every request "
+        "is sent with cache=false, so synthesis is what gets measured)",
+    )
+    req.add_argument(
         "--param",
         type=_key_value,
         action="append",
@@ -308,7 +314,7 @@ def measure(opts, target: Target, health: dict, spawn_config: SpawnConfig | None
     texts = load_text_set(opts.text_set)
     overhead_text = _pick_overhead_text(texts, opts.overhead_text) if opts.overhead else None
     languages = _languages(opts.languages, target, texts.languages())
-    params: dict[str, object] = {}
+    params: dict[str, object] = {} if opts.phrase_cache else {"cache": False}
     if opts.top_k is not None:
         params["top_k"] = opts.top_k
     if opts.stream_chunk_size is not None:
