@@ -12,6 +12,11 @@
 #
 # Options: --device cuda|cpu  --size full|tiny  --requests N  --concurrency LIST
 #          --workloads LIST  --variants fp32,fp16,deepspeed  --budget S  --overhead N
+# Scheduling variants (issue 7; greedy, every request forced to 64 tokens so batches form):
+#   serial (one request at a time, fixed 20-token chunks: how other XTTS servers run),
+#   interleave (deadline-aware interleaving, 4,20 schedule, no batching), batch16 (the same
+#   with lockstep batches of up to 16), e.g.
+#   bench/gpu_check.sh --variants serial,interleave,batch16 --concurrency 1,4,8,16
 # Environment: OUT (default out/gpu_check), WORK (default /tmp/voxline-gpu-check),
 #              PYTHON (default .venv/bin/python if present, else python3).
 set -euo pipefail
@@ -104,9 +109,18 @@ for i in "${!VARS[@]}"; do
     fp32) flags=(--deepspeed off) ;;
     fp16) flags=(--fp16 --deepspeed off --expect fp16=true) ;;
     deepspeed) flags=(--deepspeed on --expect deepspeed=true) ;;
+    serial|interleave|batch16)
+      flags=(--deepspeed off --top-k 1 --force-length off --param min_new_tokens=64
+             --param max_new_tokens=64 --server-env VOXLINE_QUEUE_TIMEOUT_S=600)
+      case "$v" in
+        serial) flags+=(--server-env VOXLINE_MAX_ACTIVE=1 --server-env VOXLINE_CHUNK_SCHEDULE=20
+                        --server-env VOXLINE_MAX_BATCH=1) ;;
+        interleave) flags+=(--server-env VOXLINE_MAX_ACTIVE=16 --server-env VOXLINE_MAX_BATCH=1) ;;
+        batch16) flags+=(--server-env VOXLINE_MAX_ACTIVE=16 --server-env VOXLINE_MAX_BATCH=16) ;;
+      esac ;;
     *) say "unknown variant $v"; continue ;;
   esac
-  if [ "$DEVICE" != cuda ] && [ "$v" != fp32 ]; then say "$v: skipped (needs CUDA)"; continue; fi
+  case "$v" in fp16|deepspeed) if [ "$DEVICE" != cuda ]; then say "$v: skipped (needs CUDA)"; continue; fi ;; esac
   if [ "$v" = deepspeed ] && [ "$DS_OK" != 1 ]; then say "deepspeed: skipped (does not import)"; continue; fi
   share=$(( ($(left) - OVERHEAD_RESERVE - 15) / (${#VARS[@]} - i) ))
   if [ "$share" -lt 45 ]; then say "$v: skipped (only ${share}s left)"; continue; fi
