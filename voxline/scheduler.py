@@ -71,7 +71,9 @@ class Job:
     admitted: threading.Event = field(default_factory=threading.Event)
     cancel: threading.Event = field(default_factory=threading.Event)
     stream: EngineStream | None = None
-    batch_mates: list[Job] | None = None  # jobs whose first sentences start as one batch
+    batch_key: object = None  # equal keys may start their first sentences as one batch
+    started: bool = False  # its first sentence has been opened
+    not_before: float = 0.0  # a batchable job waits this long for mates to arrive
     first_chunk_at: float | None = None
     audio_s: float = 0.0
 
@@ -126,10 +128,11 @@ class Scheduler:
     """Owns exclusive use of one engine from a single loop thread."""
 
     def __init__(self, max_queue: int = 16, wait_timeout_s: float = 120.0,
-                 max_active: int = 8, max_batch: int = 1) -> None:
+                 max_active: int = 8, max_batch: int = 1, batch_window_s: float = 0.02) -> None:
         self.max_queue = max_queue
         self.max_active = max_active
         self.max_batch = max_batch
+        self.batch_window_s = batch_window_s
         self.wait_timeout_s = wait_timeout_s
         self._cond = threading.Condition()
         self._pending: deque[Job] = deque()
@@ -215,31 +218,24 @@ class Scheduler:
                 self._admit()
                 if self._tasks:
                     return self._tasks.popleft(), None
-                if self._active:
-                    return None, min(self._active, key=lambda j: (j.deadline(), j.number))
-                self._cond.wait(0.5)
+                now = time.monotonic()
+                ready = [j for j in self._active if j.started or j.not_before <= now]
+                if ready:
+                    return None, min(ready, key=lambda j: (j.deadline(), j.number))
+                waits = [j.not_before - now for j in self._active]
+                self._cond.wait(min(waits, default=0.5))
 
     def _admit(self) -> None:
-        """Move waiting jobs into the active set; group those that can start as one batch."""
-        admitted = []
+        """Move waiting jobs into the active set. A job that could share a batch waits a few
+        milliseconds (`batch_window_s`) for requests arriving with it."""
         while self._pending and len(self._active) < self.max_active:
             job = self._pending.popleft()
             self._active.append(job)
             job.admitted.set()
-            admitted.append(job)
-        if self.max_batch < 2:
-            return
-        groups: dict[object, list[Job]] = {}
-        for job in admitted:
-            key = job.engine.batch_key(job.sentences[0].params) if job.sentences else None
-            if key is not None:
-                groups.setdefault((id(job.engine), key), []).append(job)
-        for members in groups.values():
-            for start in range(0, len(members), self.max_batch):
-                mates = members[start:start + self.max_batch]
-                if len(mates) > 1:
-                    for job in mates:
-                        job.batch_mates = mates
+            if self.max_batch > 1 and job.sentences:
+                job.batch_key = job.engine.batch_key(job.sentences[0].params)
+                if job.batch_key is not None:
+                    job.not_before = job.arrival + self.batch_window_s
 
     def _drop_cancelled(self) -> None:
         for job in [j for j in self._pending if j.cancel.is_set()]:
@@ -292,17 +288,19 @@ class Scheduler:
         job.out.put(chunk)
 
     def _open(self, job: Job) -> None:
-        """Open the job's next sentence: with its batch mates when it starts a batch."""
-        mates = [m for m in (job.batch_mates or []) if m.stream is None and not m.cancelled()]
-        for mate in job.batch_mates or []:
-            mate.batch_mates = None  # a batch forms once, for the first sentence
-        if job not in mates or len(mates) < 2:
+        """Open the job's next sentence; a first sentence starts a batch with every active job
+        that has not started yet and has the same batch key."""
+        mates = self._claim_mates(job)
+        if len(mates) < 2:
             job.stream = job.engine.open_stream(*_fields(job.sentences.pop(0)))
             return
         try:
             rows = job.engine.open_batch([m.sentences[0] for m in mates])
         except Exception:
-            # One bad sentence must not fail its mates: this job opens alone (and fails alone).
+            # One bad sentence must not fail its mates: each opens alone (and fails alone).
+            for mate in mates:
+                mate.started = False
+            job.started = True
             job.stream = job.engine.open_stream(*_fields(job.sentences.pop(0)))
             return
         for mate, row in zip(mates, rows, strict=True):
@@ -310,6 +308,21 @@ class Scheduler:
             mate.stream = row
         self.batches_opened += 1
         logger.info("batch of %d: %s", len(mates), ", ".join(m.request_id for m in mates))
+
+    def _claim_mates(self, job: Job) -> list[Job]:
+        with self._cond:
+            first = not job.started
+            job.started = True
+            if not first or job.batch_key is None:
+                return [job]
+            mates = [job] + [
+                m for m in self._active
+                if m is not job and not m.started and m.engine is job.engine
+                and m.batch_key == job.batch_key and not m.cancelled()
+            ][:self.max_batch - 1]
+            for mate in mates:
+                mate.started = True
+            return mates
 
     @staticmethod
     def _run_task(fn: Callable[[], Any], result: queue.Queue) -> None:

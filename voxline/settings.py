@@ -42,6 +42,9 @@ class Settings:
     # Requests admitted together with greedy sampling (top_k=1) share one forward pass, up
     # to this many rows (1: never batch). See bench/RESULTS.md for the measured gain.
     max_batch: int = 4
+    # How long a batchable request waits for others arriving with it (adds at most this much
+    # to its first audio).
+    batch_window_ms: float = 20.0
     # GPT tokens per XTTS chunk: a small first chunk for fast first audio, then larger ones
     # (HiFi-GAN re-decodes everything so far at each chunk, so fewer chunks cost less).
     chunk_schedule: str = "4,20"
@@ -102,6 +105,8 @@ class Settings:
             parse_level_policy(self.level)
         except ValueError as exc:
             raise SettingsError(f"VOXLINE_LEVEL: {exc}") from exc
+        if not 0 <= self.batch_window_ms <= 1000:
+            raise SettingsError("VOXLINE_BATCH_WINDOW_MS must be between 0 and 1000")
         if self.max_batch < 1:
             raise SettingsError("VOXLINE_MAX_BATCH must be at least 1")
         if self.max_active < 1:

@@ -191,6 +191,18 @@ def test_requests_arriving_together_run_as_one_batch_equal_to_solo(engine, voice
         np.testing.assert_allclose(results[i], want, rtol=0, atol=1e-4, err_msg=f"row {i}")
 
 
+def test_requests_a_few_milliseconds_apart_still_share_a_batch(engine, voices):
+    items = [(t, v, greedy()) for t, v in GREEDY[:3]]
+    scheduler = Scheduler(max_queue=8, max_active=8, max_batch=4, batch_window_s=0.2)
+    handles = []
+    for i, it in enumerate(items):
+        handles.append(scheduler.submit(f"w{i}", engine, utterances(voices, *it)))
+        time.sleep(0.01)
+    results = collect_all(handles)
+    assert scheduler.batches_opened == 1
+    assert all(len(results[i]) > 0 for i in range(3))
+
+
 def test_cancelling_a_batch_row_leaves_its_mates_exact(engine, voices):
     items = [(t, v, greedy()) for t, v in GREEDY[:3]]
     expected = [solo(engine, voices, *it) for it in items]

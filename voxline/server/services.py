@@ -24,7 +24,8 @@ class Services:
         self.settings = settings
         self.level: LevelPolicy = parse_level_policy(settings.level)
         self.scheduler = Scheduler(
-            settings.max_queue, settings.queue_timeout_s, settings.max_active, settings.max_batch
+            settings.max_queue, settings.queue_timeout_s, settings.max_active,
+            settings.max_batch, settings.batch_window_ms / 1000,
         )
         self.defaults = SynthesisParams()
         self.engine = engine
