@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from voxline.engines.base import Engine, EngineStream, Utterance
+from voxline.request_context import NO_REQUEST, REQUEST_ID
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -204,6 +205,7 @@ class Scheduler:
         while True:
             task, job = self._next_work()
             if task is not None:
+                REQUEST_ID.set(NO_REQUEST)
                 self._run_task(*task)
             elif job is not None:
                 started = time.monotonic()
@@ -264,6 +266,7 @@ class Scheduler:
             self._advance(other)
 
     def _advance(self, job: Job) -> None:
+        REQUEST_ID.set(job.request_id)  # engine log lines name the request they work for
         try:
             chunk = None
             while chunk is None:

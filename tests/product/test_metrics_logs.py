@@ -103,6 +103,10 @@ def test_request_id_is_in_every_log_line_of_a_request(make_app, caplog):
     assert {r.request_id for r in during} == {"call-42"}
     startup = [r for r in ours if "engine: fake" in r.getMessage()]
     assert startup and startup[0].request_id == "-"
+    # Logged on the scheduler's thread, which works for many requests in turn.
+    loop = [r for r in caplog.records
+            if r.name == "voxline.scheduler" and "synthesis failed" in r.getMessage()]
+    assert loop and {r.request_id for r in loop} == {"call-42"}
 
 
 def test_log_format_carries_the_request_id():

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from contextvars import ContextVar
 
 from flask import Flask, g
 
-NO_REQUEST = "-"
-REQUEST_ID: ContextVar[str] = ContextVar("voxline_request_id", default=NO_REQUEST)
+from voxline.request_context import NO_REQUEST, REQUEST_ID
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s rid=%(request_id)s"
 
 
