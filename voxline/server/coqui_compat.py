@@ -93,8 +93,7 @@ def conditioning_to_lists(voice: Conditioning) -> dict[str, list]:
 def coqui_tts_stream(data: Mapping[str, Any]):
     """POST /tts_stream with latents: raw s16le at the engine's rate (24 kHz), or WAV."""
     svc: Services = current_app.extensions["voxline"]
-    if not svc.ready:
-        raise ApiError(503, "not_ready", f"the server is {svc.state}", {"Retry-After": "5"})
+    svc.require_ready()
     voice = conditioning_from_lists(data, latent_template(svc))
     header = data.get("add_wav_header", True)
     if not isinstance(header, bool):
@@ -126,8 +125,7 @@ def _chunk_size(value: Any) -> Any:
 @require_key(SYNTHESIS)
 def studio_speakers():
     svc: Services = current_app.extensions["voxline"]
-    if not svc.ready:
-        raise ApiError(503, "not_ready", f"the server is {svc.state}", {"Retry-After": "5"})
+    svc.require_ready()
     latent_template(svc)
     voices = {name: svc.voices.get(name) for name in svc.voices.names()}
     return jsonify({name: conditioning_to_lists(v) for name, v in voices.items()
@@ -139,8 +137,7 @@ def studio_speakers():
 def clone_speaker():
     """The latents of an uploaded clip (multipart field `wav_file`); nothing is stored."""
     svc: Services = current_app.extensions["voxline"]
-    if not svc.ready:
-        raise ApiError(503, "not_ready", f"the server is {svc.state}", {"Retry-After": "5"})
+    svc.require_ready()
     latent_template(svc)
     request.max_content_length = int(svc.settings.upload_max_mb * 1e6)
     upload = request.files.get("wav_file")

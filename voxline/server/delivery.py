@@ -19,7 +19,7 @@ from voxline.audio import AudioFormatError, AudioPipeline, OutputSpec, resolve_o
 from voxline.engines.base import Conditioning, SynthesisParams
 from voxline.phrase_cache import Flight, PhraseCache, phrase_key
 from voxline.server import logctx
-from voxline.server.errors import ApiError, bad_request
+from voxline.server.errors import bad_request
 from voxline.server.metrics import Metrics
 from voxline.server.params import TtsRequest
 from voxline.server.services import Services
@@ -53,8 +53,7 @@ def plan_request(
     voice: tuple[str, Conditioning] | None = None,
 ) -> Plan:
     """Resolve names and format; raise ApiError for the client. `voice` overrides the speaker."""
-    if not services.ready:
-        raise ApiError(503, "not_ready", f"the server is {services.state}", {"Retry-After": "5"})
+    services.require_ready()
     engine = services.engine
     language = resolve_language(req.language, engine.languages)
     if voice is None:

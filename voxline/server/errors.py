@@ -26,3 +26,8 @@ class ApiError(Exception):
 
 def bad_request(code: str, message: str, param: str | None = None) -> ApiError:
     return ApiError(400, code, message, param=param)
+
+
+def not_ready(state: str) -> ApiError:
+    """503 while the model or voices are still loading (or failed to)."""
+    return ApiError(503, "not_ready", f"the server is {state}", {"Retry-After": "5"})

@@ -105,8 +105,7 @@ def _services() -> Services:
 
 def _ready_services() -> Services:
     svc = _services()
-    if not svc.ready:
-        raise ApiError(503, "not_ready", f"the server is {svc.state}", {"Retry-After": "5"})
+    svc.require_ready()
     return svc
 
 

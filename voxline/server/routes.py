@@ -14,7 +14,7 @@ from voxline.audio import encode_whole
 from voxline.server.auth import SYNTHESIS, require_key
 from voxline.server.coqui_compat import coqui_tts_stream, is_coqui_request
 from voxline.server.delivery import plan_request, stream_response
-from voxline.server.errors import ApiError, bad_request
+from voxline.server.errors import ApiError, bad_request, not_ready
 from voxline.server.params import parse_tts_request
 from voxline.server.services import Services
 from voxline.server.streaming import client_gone_probe, start_job
@@ -133,7 +133,7 @@ def tts():
 def speakers():
     svc = services()
     if svc.voices is None:
-        raise ApiError(503, "not_ready", f"the server is {svc.state}", {"Retry-After": "5"})
+        raise not_ready(svc.state)
     return jsonify({"speakers": svc.voices.names(), "default": svc.voices.default,
                     "failed": svc.voices.report.failed})
 
@@ -142,7 +142,7 @@ def speakers():
 def languages():
     svc = services()
     if svc.engine is None:
-        raise ApiError(503, "not_ready", f"the server is {svc.state}", {"Retry-After": "5"})
+        raise not_ready(svc.state)
     return jsonify({"languages": list(svc.engine.languages)})
 
 

@@ -11,6 +11,7 @@ from voxline.engines.base import Engine, EngineError, SynthesisParams
 from voxline.engines.select import choose_engine, load_engine
 from voxline.engines.xtts_weights import describe_weights, preflight
 from voxline.scheduler import Scheduler
+from voxline.server.errors import not_ready
 from voxline.settings import Settings
 from voxline.voices.bank import VoiceBank
 
@@ -48,6 +49,11 @@ class Services:
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
+
+    def require_ready(self) -> None:
+        """Raise the client-facing 503 unless the server is ready to synthesise."""
+        if not self.ready:
+            raise not_ready(self.state)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)

@@ -82,8 +82,7 @@ def start_job(
 
     `voice` (name, conditioning) replaces the request's speaker: latents sent by a client.
     """
-    if not services.ready:
-        raise ApiError(503, "not_ready", f"the server is {services.state}", {"Retry-After": "5"})
+    services.require_ready()
     engine = services.engine
     language = resolve_language(req.language, engine.languages)
     voice_name, voice = voice or resolve_voice(services, req.speaker)

@@ -34,8 +34,7 @@ def init_app(app: Flask, settings: Settings) -> VoiceManager:
 
 def _context() -> tuple[Services, VoiceManager]:
     svc: Services = current_app.extensions["voxline"]
-    if not svc.ready:
-        raise ApiError(503, "not_ready", f"the server is {svc.state}", {"Retry-After": "5"})
+    svc.require_ready()
     return svc, current_app.extensions["voxline.voice_manager"]
 
 
