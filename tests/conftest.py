@@ -23,6 +23,20 @@ def free_port() -> int:
 
 
 @pytest.fixture
+def engine():
+    """The fake engine most API tests inject (modules needing another one override this)."""
+    from tests.fakes import FakeEngine
+
+    return FakeEngine()
+
+
+@pytest.fixture
+def client(make_app, engine):
+    """A test client of an app serving `engine`, loaded synchronously."""
+    return make_app(engine).test_client()
+
+
+@pytest.fixture
 def make_app(tmp_path):
     """Build an app around an injected engine, loaded synchronously."""
     from voxline.server.app import create_app

@@ -43,11 +43,6 @@ def engine():
     return LatentEngine()
 
 
-@pytest.fixture
-def client(make_app, engine):
-    return make_app(engine).test_client()
-
-
 def test_studio_speakers_are_nested_lists_of_every_voice(client, engine):
     speakers = client.get("/studio_speakers").json
     assert set(speakers) == {"alice", "bob"}

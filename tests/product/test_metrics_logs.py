@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes import FakeEngine
@@ -23,16 +22,6 @@ def scrape(client) -> dict[tuple[str, tuple], float]:
 
 def value(samples, name, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-@pytest.fixture
-def engine():
-    return FakeEngine()
-
-
-@pytest.fixture
-def client(make_app, engine):
-    return make_app(engine).test_client()
 
 
 def test_counters_move_with_requests(client):

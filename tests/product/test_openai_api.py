@@ -14,11 +14,6 @@ from voxline.settings import Settings, SettingsError
 
 
 @pytest.fixture
-def engine():
-    return FakeEngine()
-
-
-@pytest.fixture
 def client(make_app, engine):
     return make_app(engine, voice_aliases="echo=bob, nova=missing").test_client()
 

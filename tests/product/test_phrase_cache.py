@@ -18,11 +18,6 @@ REQUEST = {"text": "Thank you for calling.", "format": "pcm"}
 
 
 @pytest.fixture
-def engine():
-    return FakeEngine()
-
-
-@pytest.fixture
 def app(make_app, engine):
     return make_app(engine)
 

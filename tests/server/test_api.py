@@ -14,16 +14,6 @@ from tests.fakes import FakeEngine
 from voxline.audio import float_to_int16
 
 
-@pytest.fixture
-def engine():
-    return FakeEngine()
-
-
-@pytest.fixture
-def client(make_app, engine):
-    return make_app(engine).test_client()
-
-
 def expected_int16(engine: FakeEngine, voice: str = "alice") -> np.ndarray:
     return float_to_int16(engine.expected(engine.builtin_voices()[voice]))
 
