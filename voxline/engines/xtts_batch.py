@@ -147,26 +147,7 @@ class XttsBatch:
                     row.done = row.final
 
     def _advance(self, size: int) -> None:
-        """Generate up to `size` tokens; a row is final on the token after its end token, just
-        as a solo generator stops there."""
-        for _ in range(size):
-            live = [r for r in self.rows if not (r.final or r.done)]
-            if not live:
-                return
-            try:
-                tokens, latents = next(self._generator)
-            except StopIteration:
-                for row in live:
-                    row.final = True
-                return
-            for i, row in enumerate(self.rows):
-                if row.final or row.done:
-                    continue
-                if row.eos_seen:
-                    row.final = True
-                    continue
-                row.latents.append(latents[i:i + 1])
-                row.eos_seen = int(tokens[i]) == self._stop
+        advance_rows(self.rows, self._generator, self._stop, size)
 
     def _decode(self, row: _Row):
         """Re-decode every latent so far (as inference_stream does) and cut the new part."""
@@ -188,6 +169,29 @@ class XttsBatch:
         self.rows[index].latents = []
         if self.finished:
             self._generator.close()
+
+
+def advance_rows(rows: list[_Row], generator, stop_token: int, size: int) -> None:
+    """Generate up to `size` tokens for a batch; each row keeps its own latents and becomes
+    final on the token after its end token, exactly where a solo generator stops."""
+    for _ in range(size):
+        live = [r for r in rows if not (r.final or r.done)]
+        if not live:
+            return
+        try:
+            tokens, latents = next(generator)
+        except StopIteration:
+            for row in live:
+                row.final = True
+            return
+        for i, row in enumerate(rows):
+            if row.final or row.done:
+                continue
+            if row.eos_seen:
+                row.final = True
+                continue
+            row.latents.append(latents[i:i + 1])
+            row.eos_seen = int(tokens[i]) == stop_token
 
 
 class BatchRow(EngineStream):
