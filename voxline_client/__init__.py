@@ -18,3 +18,12 @@ from voxline_client.client import (
 
 __all__ = ["AudioStream", "VoxlineClient", "VoxlineConnectionError", "VoxlineError",
            "VoxlineHTTPError"]
+
+
+def __getattr__(name: str):
+    """`Session` loads on first use: it needs the optional `websockets` package."""
+    if name in ("Session", "VoxlineSessionError"):
+        from voxline_client import session
+
+        return getattr(session, name)
+    raise AttributeError(f"module 'voxline_client' has no attribute {name!r}")
