@@ -217,17 +217,29 @@ def median(values) -> float:
 
 
 def bench_engine(args, engine: str, url: str, rate: int, texts) -> list[str]:
-    """Run every text both ways, then the cancel runs; return the table's lines."""
+    """Run every text both ways (alternating which goes first, after one warm-up of each),
+    then the cancel runs; return the table's lines."""
     params = XTTS_FIXED if engine == "xtts-tiny" else {}
     settings = {**params, "format": "pcm"}
     rng = random.Random(args.seed)
     a_runs, b_runs, cancels = [], [], []
-    for text in texts:
+
+    def both(tokens: list[str], times: list[float], a_first: bool) -> tuple[Figures, Figures]:
+        ways = [lambda: session_run(url, settings, tokens, times),
+                lambda: sentences_run(url, params, tokens, times)]
+        runs = [way() for way in (ways if a_first else ways[::-1])]
+        a, b = runs if a_first else runs[::-1]
+        return figures(a, rate * 2), figures(b, rate * 2)
+
+    warm = tokens_of(texts[0].text)
+    both(warm, token_times(len(warm), rng, *args.token_ms), True)
+    for i, text in enumerate(texts):
         tokens = tokens_of(text.text)
         times = token_times(len(tokens), rng, args.token_ms[0], args.token_ms[1])
-        a_runs.append(figures(session_run(url, settings, tokens, times), rate * 2))
-        b_runs.append(figures(sentences_run(url, params, tokens, times), rate * 2))
-        print(f"<!-- {text.id}: {a_runs[-1]} | {b_runs[-1]} -->", flush=True)
+        a, b = both(tokens, times, a_first=i % 2 == 0)
+        a_runs.append(a)
+        b_runs.append(b)
+        print(f"<!-- {text.id}: {a} | {b} -->", flush=True)
         cancels.append(session_run(url, settings, tokens, times, cancel_after_s=0.3))
     return table(engine, a_runs, b_runs, cancels)
 
@@ -268,7 +280,7 @@ def spawn(engine: str, workdir: Path) -> tuple[SpawnedServer, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", action="append", choices=("piper", "xtts-tiny"))
-    parser.add_argument("--texts", type=int, default=4, help="medium/long English texts")
+    parser.add_argument("--texts", type=int, default=7, help="medium/long English texts")
     parser.add_argument("--token-ms", type=float, nargs=2, default=(20.0, 50.0))
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
