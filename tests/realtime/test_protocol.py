@@ -320,3 +320,38 @@ def test_server_sends_keepalive_pings(serve, caplog):
     client.send("input_text.append", text="Alive.")
     client.send("input_text.end")
     assert client.until("speech.audio.done")[-1]["audio_ms"] == SEGMENT_MS
+
+
+def test_opus_context_is_one_ogg_stream_of_the_right_length(serve, tmp_path):
+    import subprocess
+
+    engine = FakeEngine(n_chunks=25)  # 0.5 s a segment
+    client = serve(engine).connect()
+    client.recv()
+    client.send("session.update", session={"format": "opus"})
+    assert client.recv()["session"]["sample_rate"] == 48000
+    client.send("input_text.append", text="One. Two.")
+    client.send("input_text.end")
+    data = audio_of(client.until("speech.audio.done"))
+    assert data.startswith(b"OggS") and data.count(b"OpusHead") == 1
+    path = tmp_path / "context.ogg"
+    path.write_bytes(data)
+    pcm_out = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-f",
+            "s16le",
+            "-ac",
+            "1",
+            "-ar",
+            "48000",
+            "pipe:1",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert len(pcm_out) / 2 / 48000 == pytest.approx(1.0, abs=0.03)
