@@ -14,6 +14,7 @@ from telephony.voxagi.client import PCM_TYPES, TtsError, TtsRequest, build_query
 from telephony.voxagi.config import Settings
 
 from .protocol import FRAME_BYTES, FRAME_MS, KIND_HANGUP, KIND_SLIN, encode
+from .session import CLIENT_TYPES, SessionBridge, session_settings
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class _Segment:
     audio: bytearray = field(default_factory=bytearray)
     complete: bool = False
     started: bool = False
+    context_id: str | None = None  # set for audio from the realtime session
+    played: int = 0  # bytes sent to Asterisk
 
 
 class Call:
@@ -63,6 +66,8 @@ class Call:
         self._ids = itertools.count(1)
         self._events: list[dict[str, object]] = []
         self._event_seq = 0
+        self._session: SessionBridge | None = None
+        self._contexts: dict[str, _Segment] = {}  # open session contexts, by id
 
     def start(self) -> None:
         """Start the pacer and the synthesis worker."""
@@ -81,6 +86,27 @@ class Call:
             self._queue.append(utterance)
             self._lock.notify_all()
         return utterance.id
+
+    def session_message(self, message: dict) -> None:
+        """Forward a realtime session message (append / flush / end / cancel) to the server;
+        its audio plays in context order after what is queued, its replies become events."""
+        kind = message.get("type")
+        if kind not in CLIENT_TYPES:
+            raise ValueError(f"type must be one of {', '.join(CLIENT_TYPES)}")
+        context_id = str(message.get("context_id") or "default")
+        message = {**message, "context_id": context_id}
+        session = self._open_session()
+        with self._lock:
+            if self.closed.is_set():
+                raise ConnectionError("call has ended")
+            if kind == "input_text.append" and context_id not in self._contexts:
+                self._open_context(context_id)
+            segment = self._contexts.get(context_id)
+            if kind == "context.cancel" and segment is not None:
+                self._stop_context(segment)
+            elif kind == "input_text.append" and segment is not None:
+                segment.utterance.text += str(message.get("text") or "")
+        session.send(message)
 
     def flush(self) -> int:
         """Stop speaking at once and drop everything queued (barge-in); returns the count."""
@@ -124,12 +150,16 @@ class Call:
 
     def close(self, reason: str) -> None:
         """End the call: stop the threads, drop audio, tell pollers; safe to call twice."""
+        session = None
         with self._lock:
             if self.closed.is_set():
                 return
             self.closed.set()
             self._drop()
             self._emit("hangup", reason=reason)
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -144,8 +174,69 @@ class Call:
         if self._request is not None:
             self._request.abort()
             self._request = None
+        for segment in list(self._contexts.values()):
+            if self._stop_context(segment) and self._session is not None:
+                self._session.send({"type": "context.cancel", "context_id": segment.context_id})
         self._lock.notify_all()
         return dropped
+
+    def _open_session(self) -> SessionBridge:
+        """The call's session, opened on first use (outside the lock: it waits for the server)."""
+        if self._session is None:
+            s = self.settings
+            session = SessionBridge(s.url, session_settings(s.voice, s.language, s.params),
+                                    self._on_session_audio, self._on_session_event,
+                                    timeout=s.first_byte_timeout)
+            with self._lock:
+                if self._session is None:
+                    self._session = session
+                    session = None
+            if session is not None:
+                session.close()
+        return self._session
+
+    def _open_context(self, context_id: str) -> None:
+        """Queue a context's audio after what is queued (lock held)."""
+        s = self.settings
+        segment = _Segment(Utterance(next(self._ids), "", s.voice, s.language),
+                           context_id=context_id)
+        self._contexts[context_id] = segment
+        self._segments.append(segment)
+        self._lock.notify_all()
+
+    def _stop_context(self, segment: _Segment) -> bool:
+        """Stop playing a context at once (lock held); False if it had already ended."""
+        if segment.complete:
+            return False
+        segment.complete = True
+        segment.audio.clear()
+        if segment in self._segments:
+            self._segments.remove(segment)
+        return True
+
+    def _on_session_audio(self, context_id: str, pcm: bytes) -> None:
+        with self._lock:
+            segment = self._contexts.get(context_id)
+            if segment is not None and not segment.complete:
+                segment.audio += pcm
+
+    def _on_session_event(self, message: dict) -> None:
+        """The server's replies: end or forget contexts, and tell pollers."""
+        kind = str(message.pop("type", ""))
+        with self._lock:
+            context_id = message.get("context_id")
+            if kind in ("speech.audio.done", "context.cancelled"):
+                segment = self._contexts.pop(str(context_id), None)
+                if segment is not None:
+                    segment.complete = True
+                    if kind == "context.cancelled":  # what the caller heard, not what was sent
+                        message["played_ms"] = segment.played * FRAME_MS / FRAME_BYTES
+            elif kind == "session.closed":
+                for segment in self._contexts.values():
+                    segment.complete = True
+                self._contexts.clear()
+                self._session = None
+            self._emit(kind, **message)
 
     def _emit(self, kind: str, **data: object) -> None:
         """Record an event for pollers (lock held)."""
@@ -177,6 +268,7 @@ class Call:
             if len(head.audio) >= FRAME_BYTES:
                 frame = bytes(head.audio[:FRAME_BYTES])
                 del head.audio[:FRAME_BYTES]
+                head.played += FRAME_BYTES
                 return frame
             if not head.complete:
                 return SILENCE  # underrun: the server is slower than real time

@@ -9,10 +9,11 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .server import CallRegistry
+from .session import SessionError
 
 logger = logging.getLogger(__name__)
 
-_CALL_ROUTE = re.compile(r"^/calls/([0-9a-fA-F-]{36})(?:/(say|flush|hangup|events))?$")
+_CALL_ROUTE = re.compile(r"^/calls/([0-9a-fA-F-]{36})(?:/(say|flush|hangup|events|session))?$")
 _MAX_BODY = 64 * 1024
 _MAX_WAIT_S = 30.0
 
@@ -43,7 +44,8 @@ class ControlServer(ThreadingHTTPServer):
 
 
 class _ControlHandler(BaseHTTPRequestHandler):
-    """Routes: GET /health, /calls, /calls/ID, /calls/ID/events; POST /calls/ID/say|flush|hangup."""
+    """Routes: GET /health, /calls, /calls/ID, /calls/ID/events;
+    POST /calls/ID/say|flush|hangup|session."""
 
     server: ControlServer
     protocol_version = "HTTP/1.1"
@@ -106,10 +108,26 @@ class _ControlHandler(BaseHTTPRequestHandler):
             except ConnectionError as exc:
                 raise ApiError(404, "no_such_call", str(exc)) from exc
             return 202, {"utterance": utterance}
+        if action == "session":
+            return 202, self._session_message(call)
         if action == "flush":
             return 200, {"dropped": call.flush()}
         call.hangup()
         return 202, {"hangup": True}
+
+    def _session_message(self, call) -> dict[str, object]:
+        """Forward one realtime session message (input_text.append / flush / end,
+        context.cancel) to the call's session on the Voxline server."""
+        body = self._json_body()
+        try:
+            call.session_message(body)
+        except ValueError as exc:
+            raise ApiError(400, "bad_message", str(exc)) from exc
+        except ConnectionError as exc:
+            raise ApiError(404, "no_such_call", str(exc)) from exc
+        except SessionError as exc:
+            raise ApiError(502, "session_unavailable", str(exc)) from exc
+        return {"sent": body["type"]}
 
     def _json_body(self) -> dict[str, object]:
         """The request's JSON object body."""
