@@ -172,3 +172,43 @@ def test_dtmf_is_reported_and_api_hangup_ends_the_call(asterisk, tap, service, p
     while any(callee[:8] in t.name for t in threading.enumerate()):
         assert time.monotonic() < deadline, "call threads still running"
         time.sleep(0.05)
+
+
+@pytest.fixture
+def session_service(tts_server):
+    """The AudioSocket service talking to the real server directly (sessions are websockets)."""
+    svc = AudioSocketService(Settings(url=tts_server.url), ("127.0.0.1", 0), ("127.0.0.1", 0))
+    svc.start()
+    yield svc
+    svc.stop()
+
+
+def test_session_tokens_speak_and_cancel_silences(asterisk, session_service, probe, call_id):
+    control = Control(session_service)
+    callee, ear = place_call(asterisk, session_service, probe, call_id)
+    control.wait_call(callee)
+    heard = probe.wait_call(ear)
+    path = f"/calls/{callee}/session"
+    for token in ["Your", " table", " is", " booked", ".", " See", " you", " soon", "."]:
+        assert control.request("POST", path, {"type": "input_text.append", "text": token})[0] == 202
+    control.request("POST", path, {"type": "input_text.end"})
+    done = control.wait_event(callee, "speech.audio.done")
+    assert [s["text"] for s in done["segments"]] == ["Your table is booked.", "See you soon."]
+    control.wait_event(callee, "done")  # the call finished playing that context
+    time.sleep(0.2)
+    spoken_ms = sum(1 for _, frame in heard.frames if any(frame)) * 20
+    assert 0.8 * done["audio_ms"] <= spoken_ms <= 1.1 * done["audio_ms"] + 40
+    # Barge-in: a long context, cancelled while it plays.
+    control.request("POST", path, {"type": "input_text.append", "text": LONG, "context_id": "b"})
+    control.request("POST", path, {"type": "input_text.flush", "context_id": "b"})
+    control.wait_event(callee, "speaking")
+    time.sleep(1.0)
+    cancelled_at = time.time()
+    assert control.request("POST", path, {"type": "context.cancel", "context_id": "b"})[0] == 202
+    ack = control.wait_event(callee, "context.cancelled")
+    time.sleep(0.6)
+    last = heard.last_sound(threshold=0)
+    assert last is not None and 0 <= last - cancelled_at + 0.1
+    assert last - cancelled_at <= 0.060
+    assert 500 <= ack["played_ms"] <= 1500 and ack["segments"][0]["text"].startswith("Thank")
+    heard.hang_up()
