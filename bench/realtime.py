@@ -48,6 +48,7 @@ class Run:
     arrivals: list[Arrival] = field(default_factory=list)
     cancel_to_last_delta_ms: float | None = None
     cancel_to_ack_ms: float | None = None
+    cancel_to_idle_ms: float | None = None
 
     def add(self, t: float, nbytes: int) -> None:
         if self.first_audio_s is None:
@@ -78,8 +79,13 @@ def replay(tokens: list[str], times: list[float], send, t0: float) -> None:
         send(token)
 
 
-def session_run(url: str, settings: dict, tokens: list[str], times: list[float],
-                cancel_after_s: float | None = None) -> Run:
+def session_run(
+    url: str,
+    settings: dict,
+    tokens: list[str],
+    times: list[float],
+    cancel_after_s: float | None = None,
+) -> Run:
     """(a) Stream the tokens into a session; read deltas; optionally cancel mid-speech."""
     run = Run()
     ws_url = url.replace("http", "ws", 1) + "/v1/audio/speech/stream"
@@ -127,8 +133,12 @@ def _read_session(ws, send, run: Run, t0: float, cancel_after_s: float | None) -
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         now = time.monotonic() - t0
-        if (cancel_after_s is not None and cancel_at is None and run.first_audio_s is not None
-                and now >= run.first_audio_s + cancel_after_s):
+        if (
+            cancel_after_s is not None
+            and cancel_at is None
+            and run.first_audio_s is not None
+            and now >= run.first_audio_s + cancel_after_s
+        ):
             cancel_at = now
             send({"type": "context.cancel"})
         try:  # short reads, so the cancel goes out on time between deltas
@@ -208,8 +218,7 @@ class Figures:
 
 def figures(run: Run, bytes_per_second: float) -> Figures:
     played = simulate_player(run.arrivals, bytes_per_second)
-    return Figures(run.first_audio_s * 1000, played.underruns, played.stall_s * 1000,
-                   played.end_t)
+    return Figures(run.first_audio_s * 1000, played.underruns, played.stall_s * 1000, played.end_t)
 
 
 def median(values) -> float:
@@ -225,8 +234,10 @@ def bench_engine(args, engine: str, url: str, rate: int, texts) -> list[str]:
     a_runs, b_runs, cancels = [], [], []
 
     def both(tokens: list[str], times: list[float], a_first: bool) -> tuple[Figures, Figures]:
-        ways = [lambda: session_run(url, settings, tokens, times),
-                lambda: sentences_run(url, params, tokens, times)]
+        ways = [
+            lambda: session_run(url, settings, tokens, times),
+            lambda: sentences_run(url, params, tokens, times),
+        ]
         runs = [way() for way in (ways if a_first else ways[::-1])]
         a, b = runs if a_first else runs[::-1]
         return figures(a, rate * 2), figures(b, rate * 2)
@@ -236,12 +247,26 @@ def bench_engine(args, engine: str, url: str, rate: int, texts) -> list[str]:
     for i, text in enumerate(texts):
         tokens = tokens_of(text.text)
         times = token_times(len(tokens), rng, args.token_ms[0], args.token_ms[1])
+        wait_idle(url)
         a, b = both(tokens, times, a_first=i % 2 == 0)
         a_runs.append(a)
         b_runs.append(b)
         print(f"<!-- {text.id}: {a} | {b} -->", flush=True)
-        cancels.append(session_run(url, settings, tokens, times, cancel_after_s=0.3))
+        cancelled = session_run(url, settings, tokens, times, cancel_after_s=0.3)
+        cancelled.cancel_to_idle_ms = cancelled.cancel_to_ack_ms + wait_idle(url) * 1000
+        cancels.append(cancelled)
     return table(engine, a_runs, b_runs, cancels)
+
+
+def wait_idle(url: str, timeout_s: float = 60.0) -> float:
+    """Seconds until the server's engine is idle (a cancelled step runs to its end), so the
+    next measurement starts on an idle server."""
+    started = time.monotonic()
+    while requests.get(url + "/health", timeout=5).json()["busy"]:
+        if time.monotonic() - started > timeout_s:
+            raise TimeoutError("the engine stayed busy")
+        time.sleep(0.01)
+    return time.monotonic() - started
 
 
 def table(engine: str, a: list[Figures], b: list[Figures], cancels: list[Run]) -> list[str]:
@@ -252,6 +277,7 @@ def table(engine: str, a: list[Figures], b: list[Figures], cancels: list[Run]) -
 
     last = median(c.cancel_to_last_delta_ms for c in cancels)
     ack = median(c.cancel_to_ack_ms for c in cancels)
+    idle = median(c.cancel_to_idle_ms for c in cancels)
     return [
         row("first token -> first audio (ms)", lambda f: f.first_audio_ms, ".0f"),
         row("underruns (gaps) per text", lambda f: f.underruns, ".1f", ratio=False),
@@ -259,13 +285,17 @@ def table(engine: str, a: list[Figures], b: list[Figures], cancels: list[Run]) -
         row("total: first token -> end of playback (s)", lambda f: f.total_s, ".2f"),
         f"| {engine} | cancel -> last audio delta (ms) | {last:.1f} | n/a | - |",
         f"| {engine} | cancel -> context.cancelled ack (ms) | {ack:.1f} | n/a | - |",
+        f"| {engine} | cancel -> engine idle (ms) | {idle:.0f} | n/a | - |",
     ]
 
 
 def spawn(engine: str, workdir: Path) -> tuple[SpawnedServer, int]:
     """A gunicorn server for the engine; returns it and its native sample rate."""
-    env = {"VOXLINE_CACHE_DIR": str(workdir / "cache"), "VOXLINE_MAX_BATCH": "1",
-           "VOXLINE_PHRASE_CACHE_MB": "0"}
+    env = {
+        "VOXLINE_CACHE_DIR": str(workdir / "cache"),
+        "VOXLINE_MAX_BATCH": "1",
+        "VOXLINE_PHRASE_CACHE_MB": "0",
+    }
     if engine == "piper":
         return SpawnedServer(SpawnConfig("piper", extra_env=env), workdir / "piper.log"), 22050
     from bench.make_xtts_checkpoint import build
@@ -284,11 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token-ms", type=float, nargs=2, default=(20.0, 50.0))
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    texts = [t for t in load_text_set().texts
-             if t.language == "en" and t.workload in ("medium", "long")][:args.texts]
+    texts = [
+        t for t in load_text_set().texts if t.language == "en" and t.workload in ("medium", "long")
+    ][: args.texts]
     mean_ms = sum(args.token_ms) / 2
-    print(f"{len(texts)} texts, tokens every {args.token_ms[0]:g}-{args.token_ms[1]:g} ms "
-          f"(~{1000 / mean_ms:.0f} tokens/s), medians")
+    print(
+        f"{len(texts)} texts, tokens every {args.token_ms[0]:g}-{args.token_ms[1]:g} ms "
+        f"(~{1000 / mean_ms:.0f} tokens/s), medians"
+    )
     print("| engine | metric | (a) session | (b) POST per sentence | (b)/(a) |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:

@@ -191,10 +191,10 @@ class Context:
     def _play(self) -> None:
         """Send each segment's audio in order, then the tail and `speech.audio.done`."""
         try:
-            while (item := self._ready.get()) is not None and not self.cancelled:
+            while (item := self._ready.get()) is not None:
                 text, audio = item
                 try:
-                    self._play_segment(text, audio)
+                    self._play_segment(text, audio)  # closes `audio`, even once cancelled
                 finally:
                     self._segment_done()
             if not self.cancelled:
@@ -210,6 +210,9 @@ class Context:
     def _play_segment(self, text: str, audio: SegmentAudio | SessionError) -> None:
         if isinstance(audio, SessionError):
             self.session.segment_error(self, audio)
+            return
+        if self.cancelled:
+            audio.close()
             return
         segment = Segment(text, self.audio_ms, self.audio_ms)
         try:
