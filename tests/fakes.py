@@ -11,14 +11,15 @@ from voxline.engines.base import Clip, Conditioning, Engine, SynthesisParams
 
 
 class FakeEngine(Engine):
-    """Yields `n_chunks` ramps of `chunk_len` samples; can block, fail, and counts closes."""
+    """Yields `n_chunks` ramps of `chunk_len` samples (1 s in all by default: a plausible length
+    for a short phrase, so the phrase cache keeps it); can block, fail, and counts closes."""
 
     name = "fake"
     sample_rate = 24000
     languages = ("en", "de")
     can_clone = True
 
-    def __init__(self, n_chunks: int = 3, chunk_len: int = 480) -> None:
+    def __init__(self, n_chunks: int = 3, chunk_len: int = 8000) -> None:
         self.n_chunks = n_chunks
         self.chunk_len = chunk_len
         self.gate: threading.Event | None = None  # when set, each chunk waits for it

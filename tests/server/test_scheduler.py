@@ -10,7 +10,7 @@ import pytest
 
 from tests.fakes import FakeEngine
 from voxline.engines.base import SynthesisParams, Utterance
-from voxline.scheduler import QueueFull, Scheduler, SynthesisError
+from voxline.scheduler import Cancelled, QueueFull, Scheduler, SynthesisError
 
 
 def utterances(engine, n=1):
@@ -23,8 +23,9 @@ def drain_in_thread(handle):
 
     def run():
         try:
-            out["chunks"] = list(handle.chunks())
-        except SynthesisError as exc:
+            for chunk in handle.chunks():
+                out["chunks"].append(chunk)
+        except (SynthesisError, Cancelled) as exc:
             out["error"] = exc
 
     thread = threading.Thread(target=run)
@@ -45,6 +46,7 @@ def test_client_gone_wakes_a_reader_blocked_on_the_next_chunk():
     thread.join(5)
     assert not thread.is_alive()  # never left hanging
     assert len(out["chunks"]) <= 2
+    assert isinstance(out["error"], Cancelled)  # never a clean, silently short end
     engine.permits = None
     assert scheduler.active == 0
 

@@ -118,6 +118,10 @@ class Engine(ABC):
         """Longest text, in characters, that one `stream` call takes safely."""
         return 250
 
+    def token_limit(self) -> int | None:
+        """The most output tokens one sentence may be forced to (None: not a token model)."""
+        return None
+
     @abstractmethod
     def stream(
         self, text: str, voice: Conditioning, language: str, params: SynthesisParams

@@ -117,6 +117,10 @@ class XttsEngine(Engine):
     def sentence_limit(self, language: str) -> int:
         return int(self.model.tokenizer.char_limits.get(language, 250))
 
+    def token_limit(self) -> int | None:
+        # Beyond it the GPT's position embeddings run out mid-stream.
+        return int(self.model.gpt.max_gen_mel_tokens)
+
     def builtin_voices(self) -> dict[str, Conditioning]:
         manager = getattr(self.model, "speaker_manager", None)
         if manager is None:
