@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -25,6 +26,7 @@ class FakeEngine(Engine):
         self.gate: threading.Event | None = None  # when set, each chunk waits for it
         self.permits: threading.Semaphore | None = None  # each chunk takes one permit
         self.fail_after: int | None = None
+        self.delay_s = 0.0  # time to make each chunk
         self.started = 0
         self.closed = 0
         self.finished = 0
@@ -60,6 +62,8 @@ class FakeEngine(Engine):
                     self.gate.wait(10)
                 if self.permits is not None:
                     self.permits.acquire(timeout=10)
+                if self.delay_s:
+                    time.sleep(self.delay_s)
                 if self.fail_after is not None and i >= self.fail_after:
                     raise RuntimeError("synthetic engine failure")
                 with self.lock:
@@ -71,3 +75,18 @@ class FakeEngine(Engine):
             with self.lock:
                 self.closed += 1
             raise
+
+
+def create_app():
+    """A gunicorn app factory serving a FakeEngine shaped by FAKE_* variables (settings from
+    VOXLINE_*), for failure tests through a real server: `tests.fakes:create_app()`."""
+    import os
+
+    from voxline.server.app import create_app as voxline_app
+
+    engine = FakeEngine(int(os.environ.get("FAKE_CHUNKS", "3")),
+                        int(os.environ.get("FAKE_CHUNK_LEN", "8000")))
+    if os.environ.get("FAKE_FAIL_AFTER"):
+        engine.fail_after = int(os.environ["FAKE_FAIL_AFTER"])
+    engine.delay_s = float(os.environ.get("FAKE_DELAY_S", "0"))
+    return voxline_app({"engine": engine})

@@ -8,6 +8,7 @@ cannot hang the caller.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import struct
@@ -78,7 +79,7 @@ class AudioStream:
         try:
             while data := self._response.read1(self._chunk_bytes):
                 yield data
-        except OSError as exc:  # includes timeouts
+        except (OSError, http.client.HTTPException) as exc:  # timeouts, cut-off chunked bodies
             raise VoxlineConnectionError(f"the audio stream broke off: {exc}", 1) from exc
         finally:
             self.close()

@@ -118,8 +118,9 @@ class XttsEngine(Engine):
         return int(self.model.tokenizer.char_limits.get(language, 250))
 
     def token_limit(self) -> int | None:
-        # Beyond it the GPT's position embeddings run out mid-stream.
-        return int(self.model.gpt.max_gen_mel_tokens)
+        # The GPT's audio position embeddings hold max_mel_tokens positions: forcing that many
+        # tokens works, one more raises IndexError mid-stream (measured on the tiny checkpoint).
+        return int(self.model.gpt.max_mel_tokens)
 
     def builtin_voices(self) -> dict[str, Conditioning]:
         manager = getattr(self.model, "speaker_manager", None)

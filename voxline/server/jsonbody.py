@@ -11,12 +11,28 @@ import json
 import re
 from typing import Any
 
+from flask import Request
+from werkzeug.exceptions import RequestEntityTooLarge
+
 from voxline.server.errors import ApiError, bad_request
 
 MAX_DEPTH = 8  # the deepest legitimate body (coqui latents) nests 2 levels
 MAX_BODY_BYTES = 4_000_000  # coqui latents as JSON text are about 0.7 MB
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def read_json_object(request: Request) -> dict[str, Any]:
+    """A Flask request's body as a JSON object, its size bounded before it is read."""
+    too_large = ApiError(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise too_large
+    request.max_content_length = MAX_BODY_BYTES  # bodies without a length (chunked)
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise too_large from None
+    return parse_json_object(raw)
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

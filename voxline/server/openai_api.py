@@ -19,7 +19,7 @@ from voxline.server.auth import SYNTHESIS, require_key
 from voxline.server.body import respond
 from voxline.server.context import current
 from voxline.server.errors import ApiError, bad_request, to_api_error
-from voxline.server.jsonbody import MAX_BODY_BYTES, parse_json_object
+from voxline.server.jsonbody import read_json_object
 from voxline.server.params import KNOWN_FIELDS, TtsRequest, parse_tts_request
 from voxline.server.plan import plan_request
 from voxline.server.services import Services
@@ -114,8 +114,7 @@ def speech():
     if not request.is_json:
         raise bad_request("invalid_json", "send a JSON object with Content-Type: "
                                           "application/json")
-    request.max_content_length = MAX_BODY_BYTES
-    body = parse_json_object(request.get_data(cache=False))
+    body = read_json_object(request)
     svc = _ready_services()
     if body.get("instructions"):
         logger.info("instructions are not supported by this engine; ignored")

@@ -21,7 +21,7 @@ from voxline.server.body import respond
 from voxline.server.context import current
 from voxline.server.coqui_compat import coqui_tts_stream, is_coqui_request
 from voxline.server.errors import ApiError, bad_request, not_ready, to_api_error
-from voxline.server.jsonbody import MAX_BODY_BYTES, parse_json_object
+from voxline.server.jsonbody import read_json_object
 from voxline.server.params import parse_tts_request
 from voxline.server.plan import plan_request, resolve_voice
 
@@ -65,8 +65,7 @@ def read_json() -> dict[str, Any]:
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type",
                        "send a JSON body with Content-Type: application/json")
-    request.max_content_length = MAX_BODY_BYTES
-    return parse_json_object(request.get_data(cache=False))
+    return read_json_object(request)
 
 
 def _request_data(allow_query: bool) -> tuple[dict, bool]:
