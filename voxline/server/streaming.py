@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import select
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,13 +53,18 @@ def client_gone_probe(environ: dict) -> Callable[[], bool]:
     return gone
 
 
-def resolve_language(requested: str | None, languages: tuple[str, ...]) -> str:
+def resolve_language(
+    requested: str | None, languages: tuple[str, ...], unavailable: Mapping[str, str] = {}
+) -> str:
     if requested is None:
         return languages[0]
     code = requested.strip().lower()
     for candidate in (code, code.split("-")[0]):
         if candidate in languages:
             return candidate
+        if candidate in unavailable:
+            raise bad_request("unsupported_language",
+                              f"language {candidate!r} is unavailable: {unavailable[candidate]}")
     raise bad_request("unsupported_language",
                       f"language {requested!r} is not one of {', '.join(languages)}")
 
@@ -84,7 +89,7 @@ def start_job(
     """
     services.require_ready()
     engine = services.engine
-    language = resolve_language(req.language, engine.languages)
+    language = resolve_language(req.language, engine.languages, engine.unavailable_languages)
     voice_name, voice = voice or resolve_voice(services, req.speaker)
     try:
         spec = resolve_output(req.format, req.sample_rate, engine.sample_rate, default_format)
