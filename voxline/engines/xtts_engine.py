@@ -19,6 +19,7 @@ from voxline.engines.base import (
     SynthesisParams,
     Utterance,
 )
+from voxline.engines.languages import probe_languages
 from voxline.engines.xtts_batch import BatchRow, XttsBatch, batch_key, schedule_of
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,9 @@ class XttsEngine(Engine):
         self.deepspeed = want_ds and self._enable_deepspeed(model)
         self.model = model
         self.sample_rate = int(config.model_args.output_sample_rate or 24000)
-        self.languages = tuple(config.languages)
+        # Only languages whose text front end loads (ja, zh-cn, ko need optional packages).
+        support = probe_languages(config.languages, model.tokenizer.encode)
+        self.languages, self.unavailable_languages = support.usable, support.unavailable
         self._model_id = _checkpoint_identity(checkpoint_dir)
         logger.info(
             "XTTS loaded from %s on %s (deepspeed %s, fp16 %s)",
