@@ -116,6 +116,7 @@ def test_a_language_without_its_package_is_a_400_and_logged(spawn_server, tiny_x
         timeout=60,
     )
     assert r.status_code == 400 and r.json()["error"] == "unsupported_language"
+    assert "cutlet" in r.json()["message"]  # every route says why
     assert (
         len(pcm(server.url, "/tts_stream", {**FIXED, "text": SAMPLES["en"], "language": "en"})) > 0
     )

@@ -74,7 +74,7 @@ def resolve_language(requested: str | None, engine: Engine) -> str:
     if requested is None:
         return languages[0]
     code = requested.strip().lower()
-    unavailable: dict[str, str] = getattr(engine, "unavailable_languages", {})
+    unavailable = engine.unavailable_languages
     for candidate in (code, code.split("-")[0]):
         if candidate in languages:
             return candidate

@@ -127,7 +127,7 @@ def languages():
     svc = current()
     if svc.engine is None:
         raise not_ready(svc.state)
-    unavailable = getattr(svc.engine, "unavailable_languages", {})
+    unavailable = dict(svc.engine.unavailable_languages)
     return jsonify({"languages": list(svc.engine.languages), "unavailable": unavailable})
 
 
