@@ -23,11 +23,14 @@ class RenderStalled(RuntimeError):
 class Tape:
     """Encoded parts of one render, each marked with the audio seconds it ends at."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = True) -> None:
+        # keep=False: nobody joins later (not shared), so parts every reader has are dropped.
+        self.keep = keep
         self._cond = threading.Condition()
         self._parts: list[bytes] = []
         self._marks: list[float] = []
         self._readers: set[TapeReader] = set()
+        self._dropped = 0  # parts before this index were released (keep=False)
         self._done = False
         self.error: BaseException | None = None
         self.started_at: float | None = None  # admitted by the scheduler
@@ -74,6 +77,7 @@ class Tape:
             return len(self._readers)
 
     def data(self) -> bytes:
+        """Every byte written (for a kept tape)."""
         with self._cond:
             return b"".join(self._parts)
 
@@ -90,6 +94,14 @@ class Tape:
         with self._cond:
             self._readers.add(reader)
         return reader
+
+    def _forget_read(self) -> None:
+        """Drop parts every reader has passed (bounded memory for a tape nobody joins)."""
+        with self._cond:
+            low = min((r.taken for r in self._readers), default=0)
+            for i in range(self._dropped, low):
+                self._parts[i] = b""
+            self._dropped = max(self._dropped, low)
 
     def _leave(self, reader: TapeReader) -> None:
         with self._cond:
@@ -126,6 +138,8 @@ class TapeReader:
         """The bytes available after what this reader has seen (waiting for some); b"" at the
         tape's clean end. Raises the render's error, RenderStalled or ClientGone."""
         self.taken = self._position  # the caller has sent what it got last time
+        if not self.tape.keep:
+            self.tape._forget_read()
         parts = self.tape._wait(self._position, stall_s, gone)
         self._position += len(parts)
         return b"".join(parts)

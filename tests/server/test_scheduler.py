@@ -89,3 +89,38 @@ def test_exclusive_tasks_run_on_the_loop_between_steps():
     assert seen == ["voxline-scheduler"]
     with pytest.raises(ZeroDivisionError):
         scheduler.run("boom", lambda: 1 / 0)
+
+
+def test_retry_after_is_within_2x_of_the_real_wait(make_app):
+    """20 arrivals at a full server: the 503s' Retry-After estimates the wait the admitted
+    requests really had (queue position x measured time per request)."""
+    engine = FakeEngine(n_chunks=10)
+    engine.delay_s = 0.1  # 1 s per request alone
+    app = make_app(engine, max_active=2, max_queue=2)
+    speak = {"text": "Hello.", "format": "pcm", "cache": False}
+    for _ in range(2):  # history: the measured time per request
+        assert app.test_client().post("/tts", json=speak).status_code == 200
+    results: list = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        started = time.monotonic()
+        response = app.test_client().post("/tts_stream", json=speak)
+        first_audio = time.monotonic() - started
+        body = response.get_data() if response.status_code == 200 else b""
+        with lock:
+            results.append((response.status_code, first_audio,
+                            response.headers.get("Retry-After"), len(body)))
+
+    threads = [threading.Thread(target=call) for _ in range(20)]
+    for t in threads:
+        t.start()
+        time.sleep(0.005)
+    for t in threads:
+        t.join(30)
+    served = [r for r in results if r[0] == 200]
+    refused = [r for r in results if r[0] == 503]
+    assert len(served) == 4 and len(refused) == 16
+    waited = max(first for _, first, _, _ in served)  # the last one admitted
+    for _, _, retry_after, _ in refused:
+        assert waited / 2 <= int(retry_after) <= 2 * waited, (retry_after, waited)

@@ -31,6 +31,7 @@ from voxline.server.services import Services
 from voxline.tape import ClientGone, RenderStalled, TapeReader
 
 logger = logging.getLogger(__name__)
+SEND_BUFFER_BYTES = 128 * 1024
 
 
 class StreamAborted(RuntimeError):
@@ -58,6 +59,9 @@ def respond(services: Services, plan: Plan, route: str) -> Response:
     sock = request.environ.get("gunicorn.socket")
     if sock is not None:
         sock.settimeout(services.settings.write_timeout_s)  # gunicorn resets it per request
+        # A small kernel send buffer, so what counts as taken is near what the client read
+        # (Linux grows it to megabytes: minutes of audio a stalled client would seem to take).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     body = _stream(services, source.reader, first, gone)
     body = metrics.observe_stream(body, route, source.cache, g.started)
     return Response(logctx.bind(g.request_id, body), headers=headers,

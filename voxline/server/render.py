@@ -42,7 +42,7 @@ def open_source(services: Services, plan: Plan, request_id: str) -> Source:
     """A tape for `plan`: a cached render, a render in progress, or a new synthesis."""
     phrases = services.phrases
     if not (plan.use_cache and phrases.enabled):
-        tape = Tape()
+        tape = Tape(keep=False)
         reader = tape.reader()
         _start(services, plan, request_id, tape, on_end=lambda _error, _s: None)
         return Source(reader, "bypass")
