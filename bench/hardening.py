@@ -118,7 +118,7 @@ def rss(args) -> None:
     for label, root in roots:
         server = Server(root, VOXLINE_ENGINE="piper")
         try:
-            for i in range(2):  # the engine's own working memory, reached by normal use
+            for _ in range(2):  # the engine's own working memory, reached by normal use
                 timed_read(server.url, {"text": LONG_TEXT, "format": "pcm", "cache": False})
             idle, cpu = server.worker_rss_mb(), server.worker_cpu_s()
             text = " ".join([LONG_TEXT] * 4)  # about 4,300 characters: over 3 minutes
