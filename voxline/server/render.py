@@ -109,12 +109,21 @@ def _produce(services: Services, plan: Plan, request_id: str, tape: Tape,
 
 
 def _admit(services: Services, plan: Plan, request_id: str, tape: Tape) -> JobHandle:
-    scheduler = services.scheduler
     consumed = None if plan.whole else tape.consumed_s
-    handle = scheduler.submit(request_id, services.engine, plan.utterances(),
-                              client_gone=lambda: tape.readers == 0, consumed=consumed)
-    handle.wait_admitted(scheduler.wait_timeout_s)
+    handle = admit(services, plan, request_id, lambda: tape.readers == 0, consumed)
     tape.start()
+    return handle
+
+
+def admit(services: Services, plan: Plan, request_id: str, gone: Callable[[], bool],
+          consumed: Callable[[], float] | None = None) -> JobHandle:
+    """Queue a plan's sentences and wait for a model slot; its `chunks()` are float32 at the
+    engine's rate. For callers that encode themselves (realtime sessions: one encoder per
+    context across segments). Raises QueueFull, QueueTimeout or Cancelled."""
+    scheduler = services.scheduler
+    handle = scheduler.submit(request_id, services.engine, plan.utterances(),
+                              client_gone=gone, consumed=consumed)
+    handle.wait_admitted(scheduler.wait_timeout_s)
     return handle
 
 
