@@ -13,7 +13,7 @@ from voxline_client.session import Session, VoxlineSessionError
 
 
 def test_deltas_in_audio_out_with_segments(serve):
-    server = serve(FakeEngine())
+    server = serve(FakeEngine(chunk_len=480))
     url = f"http://127.0.0.1:{server.port}"
     with Session(url, format="pcm") as session:
         assert session.settings["format"] == "pcm" and session.settings["voice"] == "alice"
@@ -21,7 +21,7 @@ def test_deltas_in_audio_out_with_segments(serve):
             session.append(token)
         session.end()
         audio = b"".join(session.audio())
-        expected = pcm(FakeEngine().expected({"offset": np.array([0.0])}))
+        expected = pcm(FakeEngine(chunk_len=480).expected({"offset": np.array([0.0])}))
         assert audio == expected + expected
         assert [s["text"] for s in session.segments()] == ["Hello there.", "Bye"]
         with pytest.raises(VoxlineSessionError) as caught:
@@ -33,7 +33,7 @@ def test_deltas_in_audio_out_with_segments(serve):
 
 
 def test_cancel_returns_the_ack_and_the_audio_iterator_ends(serve):
-    engine = FakeEngine(n_chunks=100)
+    engine = FakeEngine(n_chunks=100, chunk_len=480)
     engine.permits = threading.Semaphore(2)
     server = serve(engine)
     with Session(f"http://127.0.0.1:{server.port}") as session:
@@ -50,7 +50,7 @@ def test_cancel_returns_the_ack_and_the_audio_iterator_ends(serve):
 
 
 def test_busy_server_raises_at_connect(serve):
-    server = serve(FakeEngine(), session_max=0)
+    server = serve(FakeEngine(chunk_len=480), session_max=0)
     with pytest.raises(VoxlineSessionError) as caught:
         Session(f"http://127.0.0.1:{server.port}")
     assert caught.value.code == "busy"

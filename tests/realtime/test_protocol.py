@@ -18,7 +18,7 @@ SEGMENT_MS = 3 * 480 / 24000 * 1000  # the fake engine: 3 chunks of 480 samples 
 
 @pytest.fixture
 def server(serve):
-    return serve(FakeEngine())
+    return serve(FakeEngine(chunk_len=480))
 
 
 def test_created_then_updated_with_full_effective_settings(server):
@@ -60,7 +60,7 @@ def test_sentences_become_segments_with_audio_and_timeline(server):
     done = messages[-1]
     assert done["context_id"] == "default" and done["audio_ms"] == 2 * SEGMENT_MS
     assert [s["text"] for s in done["segments"]] == ["Hello there.", "How are you?"]
-    expected = FakeEngine().expected({"offset": np.array([0.0])})
+    expected = FakeEngine(chunk_len=480).expected({"offset": np.array([0.0])})
     assert audio_of(messages) == pcm(np.concatenate([expected, expected]))
 
 
@@ -85,7 +85,7 @@ class TimedEngine(FakeEngine):
     """A fake engine taking 10 ms a chunk that notes when each text starts and finishes."""
 
     def __init__(self) -> None:
-        super().__init__(n_chunks=20)
+        super().__init__(n_chunks=20, chunk_len=480)
         self.times: dict[str, list[float]] = {}
 
     def stream(self, text, voice, language, params):
@@ -113,7 +113,7 @@ def test_segment_n_plus_1_is_synthesised_while_n_plays(serve):
 
 
 def test_cancel_acks_with_audio_sent_and_then_silence(serve):
-    engine = FakeEngine(n_chunks=50)
+    engine = FakeEngine(n_chunks=50, chunk_len=480)
     engine.permits = threading.Semaphore(0)
     client = serve(engine).connect()
     client.recv()
@@ -195,7 +195,7 @@ def test_bad_messages_get_errors_and_the_session_lives(server):
 
 
 def test_context_limit_ended_context_and_unknown_ids(serve):
-    client = serve(FakeEngine(), session_max_contexts=2).connect()
+    client = serve(FakeEngine(chunk_len=480), session_max_contexts=2).connect()
     client.recv()
     client.send("input_text.append", text="one", context_id="a")
     client.send("input_text.append", text="two", context_id="b")
@@ -219,7 +219,7 @@ def test_context_limit_ended_context_and_unknown_ids(serve):
 
 
 def test_formats_encode_the_context_continuously(serve):
-    client = serve(FakeEngine()).connect()
+    client = serve(FakeEngine(chunk_len=480)).connect()
     client.recv()
     client.send("session.update", session={"format": "ulaw"})
     client.recv()
@@ -232,12 +232,12 @@ def test_formats_encode_the_context_continuously(serve):
     client.send("input_text.append", text="One.")
     client.send("input_text.end")
     data = audio_of(client.until("speech.audio.done"))
-    expected = pcm(FakeEngine().expected({"offset": np.array([0.0])}))
+    expected = pcm(FakeEngine(chunk_len=480).expected({"offset": np.array([0.0])}))
     assert data == np.frombuffer(expected, "<i2").astype(">i2").tobytes()
 
 
 def test_auth_bearer_or_query_key(serve):
-    server = serve(FakeEngine(), api_keys=("secret-key-1",))
+    server = serve(FakeEngine(chunk_len=480), api_keys=("secret-key-1",))
     with pytest.raises(InvalidStatus) as info:
         server.connect()
     assert info.value.response.status_code == 401
@@ -249,7 +249,7 @@ def test_auth_bearer_or_query_key(serve):
 
 
 def test_over_capacity_gets_busy_and_1013(serve):
-    server = serve(FakeEngine(), session_max=1)
+    server = serve(FakeEngine(chunk_len=480), session_max=1)
     first = server.connect()
     first.recv()
     second = server.connect()
@@ -263,7 +263,7 @@ def test_over_capacity_gets_busy_and_1013(serve):
 
 
 def test_scheduler_full_gets_busy_and_1013(serve):
-    engine = FakeEngine()
+    engine = FakeEngine(chunk_len=480)
     engine.gate = threading.Event()
     client = serve(engine, max_active=1, max_queue=0).connect()
     client.recv()
@@ -281,7 +281,7 @@ def test_scheduler_full_gets_busy_and_1013(serve):
 
 
 def test_idle_session_is_closed_with_a_reason(serve):
-    client = serve(FakeEngine(), session_idle_s=0.5).connect()
+    client = serve(FakeEngine(chunk_len=480), session_idle_s=0.5).connect()
     client.recv()
     started = time.monotonic()
     with pytest.raises(ConnectionClosed):
@@ -311,7 +311,7 @@ def test_messages_are_json_text_with_the_documented_fields(server):
 
 def test_server_sends_keepalive_pings(serve, caplog):
     caplog.set_level("DEBUG", logger="websockets.client")
-    client = serve(FakeEngine(), session_ping_s=0.2).connect()
+    client = serve(FakeEngine(chunk_len=480), session_ping_s=0.2).connect()
     client.recv()
     time.sleep(0.9)
     pings = [r for r in caplog.records if r.getMessage().startswith("< PING")]
@@ -325,7 +325,7 @@ def test_server_sends_keepalive_pings(serve, caplog):
 def test_opus_context_is_one_ogg_stream_of_the_right_length(serve, tmp_path):
     import subprocess
 
-    engine = FakeEngine(n_chunks=25)  # 0.5 s a segment
+    engine = FakeEngine(n_chunks=25, chunk_len=480)  # 0.5 s a segment
     client = serve(engine).connect()
     client.recv()
     client.send("session.update", session={"format": "opus"})

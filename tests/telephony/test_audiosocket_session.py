@@ -75,7 +75,7 @@ def session_audio_at_8k(engine, segments: int) -> bytes:
 
 
 def test_token_deltas_speak_on_the_call_with_segment_events(voxline, service_for):
-    engine = FakeEngine(n_chunks=10)
+    engine = FakeEngine(n_chunks=10, chunk_len=480)
     service = service_for(voxline(engine))
     sock, call_id = connect(service)
     try:
@@ -103,7 +103,7 @@ def test_token_deltas_speak_on_the_call_with_segment_events(voxline, service_for
 
 
 def test_cancel_silences_the_call_at_once_and_reports_what_was_heard(voxline, service_for):
-    engine = FakeEngine(n_chunks=500)  # 10 s a segment
+    engine = FakeEngine(n_chunks=500, chunk_len=480)  # 10 s a segment
     service = service_for(voxline(engine))
     sock, call_id = connect(service)
     try:

@@ -221,6 +221,8 @@ class Context:
                 if not self._send_audio(data, len(chunk), segment):
                     return
         except Exception as exc:
+            if self.cancelled:
+                return  # the scheduler dropped the job we cancelled
             logger.warning("context %s: segment failed: %s", self.id, exc)
             self.session.segment_error(
                 self, SessionError("synthesis_failed", "synthesis of a segment failed")

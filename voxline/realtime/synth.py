@@ -1,8 +1,10 @@
 """The one door from realtime sessions into the server's synthesis path.
 
 Sessions never touch the scheduler, engine or request parsing directly: they validate settings,
-build an encoder and open one segment at a time through this module, so the synthesis path can
-change behind it (today `parse_tts_request` + `streaming.start_job`, like `/tts_stream`).
+build an encoder and open one segment at a time through this module. A segment goes the way an
+HTTP request does (`parse_tts_request` → `plan_request`, every client error found there) and is
+admitted by `render.admit` into the shared scheduler; the session encodes it itself (one encoder
+per context, continuous across its segments), so no tape or phrase cache is involved.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from voxline.audio import AudioFormatError, AudioPipeline, resolve_output
-from voxline.server.errors import ApiError
-from voxline.server.params import PARAM_RANGES, parse_tts_request
+from voxline.audio import AudioPipeline, resolve_output
+from voxline.scheduler import JobHandle
+from voxline.server.errors import ApiError, to_api_error
+from voxline.server.params import PARAM_RANGES, TtsRequest, parse_tts_request
+from voxline.server.plan import Plan, plan_request
+from voxline.server.render import admit
 from voxline.server.services import Services
-from voxline.server.streaming import resolve_language, resolve_voice, start_job
 
 SESSION_FORMATS = ("pcm", "l16", "ulaw", "alaw", "opus")
 DEFAULT_DELAY_MS = 400.0
@@ -108,7 +112,6 @@ class Synthesis:
 
     def _resolve(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Validate like an HTTP request and fill in every effective value."""
-        self.services.require_ready()
         data = {k: v for k, v in fields.items() if k in PARAM_RANGES or k == "sample_rate"}
         data.update(
             text="x",
@@ -116,32 +119,26 @@ class Synthesis:
             language=fields.get("language"),
             format=fields.get("format") or "pcm",
         )
-        req = self._parse(data)
-        if req.format not in SESSION_FORMATS:
+        plan = self._plan(data)
+        if plan.spec.format not in SESSION_FORMATS:
             raise ApiError(
                 400, "unsupported_format", f"format must be one of {', '.join(SESSION_FORMATS)}"
             )
-        engine = self.services.engine
-        language = resolve_language(req.language, engine.languages)
-        voice, _ = resolve_voice(self.services, req.speaker)
-        try:
-            spec = resolve_output(req.format, req.sample_rate, engine.sample_rate, "pcm")
-        except AudioFormatError as exc:
-            raise ApiError(400, "unsupported_format", str(exc)) from exc
-        params = dataclasses.asdict(req.params)
+        params = dataclasses.asdict(plan.params)
         return {
-            "voice": voice,
-            "language": language,
-            "format": spec.format,
-            "sample_rate": spec.sample_rate,
+            "voice": plan.voice_name,
+            "language": plan.language,
+            "format": plan.spec.format,
+            "sample_rate": plan.spec.sample_rate,
             **{name: params[name] for name in PARAM_RANGES},
         }
 
-    def _parse(self, data: dict[str, Any]):
+    def _plan(self, data: dict[str, Any]) -> Plan:
         svc = self.services
-        return parse_tts_request(
+        req: TtsRequest = parse_tts_request(
             data, from_query=False, max_chars=svc.settings.max_chars, defaults=svc.defaults
         )
+        return plan_request(svc, req, "pcm")
 
     def pipeline(self, settings: SessionSettings) -> AudioPipeline:
         """A fresh encoder for one context, in the session's format."""
@@ -165,7 +162,23 @@ class Synthesis:
             sample_rate=values["sample_rate"],
         )
         try:
-            return start_job(self.services, self._parse(data), request_id, cancelled, "pcm")
-        except ApiError as exc:
-            code = "busy" if exc.status == 503 else exc.code
-            raise SessionError(code, exc.message) from exc
+            plan = self._plan(data)
+            return _Segment(admit(self.services, plan, request_id, cancelled))
+        except Exception as exc:
+            error = to_api_error(exc)
+            if error is None:
+                raise
+            code = "busy" if error.status == 503 else error.code
+            raise SessionError(code, error.message) from exc
+
+
+class _Segment:
+    """A scheduler job seen as a segment: its chunks, and one close for both."""
+
+    def __init__(self, handle: JobHandle) -> None:
+        self.handle = handle
+        self.chunks = handle.chunks()
+
+    def close(self) -> None:
+        self.chunks.close()
+        self.handle.close()

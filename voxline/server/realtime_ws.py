@@ -16,7 +16,8 @@ from simple_websocket import ConnectionClosed
 
 from voxline.realtime.session import CLOSE_NORMAL, CLOSE_TRY_AGAIN, Session, SessionLimit
 from voxline.realtime.synth import Synthesis
-from voxline.server.auth import SYNTHESIS, KeyRing
+from voxline.server.auth import SYNTHESIS
+from voxline.server.context import current
 from voxline.server.services import Services
 
 logger = logging.getLogger(__name__)
@@ -29,18 +30,18 @@ MAX_MESSAGE_BYTES = 1 << 20
 @bp.before_request
 def _authorise() -> None:
     """Bearer header, or `?api_key=` for browsers (they cannot set websocket headers)."""
-    ring: KeyRing = current_app.extensions["voxline.auth"]
+    services = current()
     authorization = request.headers.get("Authorization")
     key = request.args.get("api_key")
     if not authorization and key:
         authorization = f"Bearer {key}"
-    ring.check(SYNTHESIS, authorization)
-    current_app.extensions["voxline"].require_ready()
+    services.keys.check(SYNTHESIS, authorization)
+    services.require_ready()
 
 
 @sock.route("/v1/audio/speech/stream", bp=bp)
 def speech_stream(ws) -> None:
-    services: Services = current_app.extensions["voxline"]
+    services = current()
     limit: SessionLimit = current_app.extensions["voxline.sessions"]
     if not limit.enter():
         ws.send(
