@@ -272,7 +272,9 @@ def wait_idle(url: str, timeout_s: float = 60.0) -> float:
 def table(engine: str, a: list[Figures], b: list[Figures], cancels: list[Run]) -> list[str]:
     def row(name: str, get, fmt: str, ratio: bool = True) -> str:
         va, vb = median(get(x) for x in a), median(get(x) for x in b)
-        r = f"{vb / va:.2f}x" if ratio and va else "-"
+        # The median of per-text ratios: texts differ more than the two ways do.
+        ratios = [get(y) / get(x) for x, y in zip(a, b, strict=True) if get(x)]
+        r = f"{median(ratios):.2f}x" if ratio and ratios else "-"
         return f"| {engine} | {name} | {va:{fmt}} | {vb:{fmt}} | {r} |"
 
     last = median(c.cancel_to_last_delta_ms for c in cancels)
@@ -322,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(texts)} texts, tokens every {args.token_ms[0]:g}-{args.token_ms[1]:g} ms "
         f"(~{1000 / mean_ms:.0f} tokens/s), medians"
     )
-    print("| engine | metric | (a) session | (b) POST per sentence | (b)/(a) |")
+    print("| engine | metric | (a) session | (b) POST per sentence | (b)/(a) per text |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for engine in args.engine or ["piper"]:
