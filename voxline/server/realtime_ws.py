@@ -51,6 +51,10 @@ def speech_stream(ws) -> None:
         _close(ws, CLOSE_TRY_AGAIN, "server busy")
         return
     settings = services.settings
+    if settings.session_ping_s:
+        # A client that takes no audio loses its session, as an HTTP stream does. (Only with
+        # pings: the socket's reader then waits in select(), never in a timed-out recv().)
+        ws.sock.settimeout(settings.write_timeout_s)
     session = Session(
         Synthesis(services),
         ws.send,
