@@ -218,15 +218,28 @@ def test_context_limit_ended_context_and_unknown_ids(serve):
     assert client.until("speech.audio.done", context_id="c")[-1]["audio_ms"] == SEGMENT_MS
 
 
-def test_formats_encode_the_context_continuously(serve):
-    client = serve(FakeEngine(chunk_len=480)).connect()
+@pytest.mark.parametrize("fmt", ["ulaw", "alaw"])
+def test_g711_context_equals_one_shot_encoding_of_its_segments(serve, fmt):
+    from voxline.audio import AudioPipeline, resolve_output
+
+    engine = FakeEngine(chunk_len=480)
+    client = serve(engine).connect()
     client.recv()
-    client.send("session.update", session={"format": "ulaw"})
-    client.recv()
+    client.send("session.update", session={"format": fmt})
+    assert client.recv()["session"]["sample_rate"] == 8000
     client.send("input_text.append", text="One. Two.")
     client.send("input_text.end")
-    messages = client.until("speech.audio.done")
-    assert len(audio_of(messages)) == 2 * 3 * 480 // 3  # 8 kHz, one byte a sample
+    data = audio_of(client.until("speech.audio.done"))
+    # One encoder for the whole context: resampled across the segment boundary seamlessly.
+    one_segment = engine.expected({"offset": np.array([0.0])})
+    with AudioPipeline(resolve_output(fmt, 8000, 24000, "pcm"), 24000) as pipeline:
+        whole = pipeline.feed(np.concatenate([one_segment, one_segment])) + pipeline.finish()
+    assert len(data) == 2 * 3 * 480 // 3 and data == whole
+
+
+def test_l16_is_big_endian_pcm(serve):
+    client = serve(FakeEngine(chunk_len=480)).connect()
+    client.recv()
     client.send("session.update", session={"format": "l16", "sample_rate": 24000})
     client.recv()
     client.send("input_text.append", text="One.")
