@@ -53,8 +53,9 @@ class StreamClient:
             if body is None:
                 self.conn.request("GET", path)
             else:
-                self.conn.request("POST", path, json.dumps(body),
-                                  {"Content-Type": "application/json"})
+                self.conn.request(
+                    "POST", path, json.dumps(body), {"Content-Type": "application/json"}
+                )
             response = self.conn.getresponse()
             out.status, out.replica = response.status, response.getheader("X-Voxline-Replica")
             parts = []
@@ -78,8 +79,9 @@ class StreamClient:
             self.conn = None
 
 
-def closed_loop(url: str, clients: int, stop: threading.Event, body: dict,
-                path: str = "/tts_stream") -> list[Outcome]:
+def closed_loop(
+    url: str, clients: int, stop: threading.Event, body: dict, path: str = "/tts_stream"
+) -> list[Outcome]:
     """Run `clients` closed-loop clients until `stop` is set; every outcome, in end order."""
     outcomes: list[Outcome] = []
     lock = threading.Lock()

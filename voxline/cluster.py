@@ -67,7 +67,10 @@ class Replica:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: `kill` takes master and worker
             )
 
@@ -113,8 +116,11 @@ class Proxy:
         self.replicas_cfg = run_dir / "replicas.cfg"
         self.log_path = run_dir / "haproxy.log"
         self.proc: subprocess.Popen | None = None
-        lines = ["global", f"    stats socket {self.socket_path} mode 600 level admin",
-                 f"backend {BACKEND}"]
+        lines = [
+            "global",
+            f"    stats socket {self.socket_path} mode 600 level admin",
+            f"backend {BACKEND}",
+        ]
         lines += [f"    server {r.name} 127.0.0.1:{r.port}" for r in replicas]
         self.replicas_cfg.write_text("\n".join(lines) + "\n")
 
@@ -123,7 +129,10 @@ class Proxy:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [haproxy, "-db", "-f", str(HAPROXY_CONFIG), "-f", str(self.replicas_cfg)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def command(self, line: str, timeout: float = 2.0) -> str:
@@ -141,8 +150,11 @@ class Proxy:
         """{replica name: "UP" | "DOWN" | "MAINT" | ...} as HAProxy's checks see them now."""
         text = self.command("show stat").lstrip("# ")
         rows = csv.DictReader(io.StringIO(text))
-        return {r["svname"]: r["status"].split()[0] for r in rows
-                if r["pxname"] == BACKEND and r["svname"] not in ("FRONTEND", "BACKEND")}
+        return {
+            r["svname"]: r["status"].split()[0]
+            for r in rows
+            if r["pxname"] == BACKEND and r["svname"] not in ("FRONTEND", "BACKEND")
+        }
 
     def wait_state(self, name: str, state: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -178,9 +190,15 @@ def find_haproxy() -> str:
 class Cluster:
     """N replicas of one engine and the proxy in front; `url` is the proxy's."""
 
-    def __init__(self, replicas: int, engine: str | None = None, run_dir: Path | None = None,
-                 env: dict[str, str] | None = None, devices: list[str] | None = None,
-                 proxy_port: int | None = None) -> None:
+    def __init__(
+        self,
+        replicas: int,
+        engine: str | None = None,
+        run_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        devices: list[str] | None = None,
+        proxy_port: int | None = None,
+    ) -> None:
         self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="voxline-cluster-"))
         self.run_dir.mkdir(parents=True, exist_ok=True)
         base = {**os.environ, **(env or {})}
@@ -250,8 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/cluster", description=main.__doc__)
     parser.add_argument("replicas", type=int, help="number of gunicorn replicas")
     parser.add_argument("engine", nargs="?", help="VOXLINE_ENGINE for every replica")
-    parser.add_argument("--devices", help="comma-separated VOXLINE_DEVICE per replica, "
-                                          "round robin (e.g. cuda:0,cuda:1)")
+    parser.add_argument(
+        "--devices",
+        help="comma-separated VOXLINE_DEVICE per replica, round robin (e.g. cuda:0,cuda:1)",
+    )
     parser.add_argument("--port", type=int, help="proxy port (default: a free one)")
     args = parser.parse_args(argv)
     if args.replicas < 1:
@@ -265,8 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     cluster.start()
     sys.stdout.write(f"{cluster.url}\n")
     sys.stdout.flush()
-    logger.info("%d replicas behind HAProxy at %s; logs in %s; Ctrl-C stops everything",
-                args.replicas, cluster.url, cluster.run_dir)
+    logger.info(
+        "%d replicas behind HAProxy at %s; logs in %s; Ctrl-C stops everything",
+        args.replicas,
+        cluster.url,
+        cluster.run_dir,
+    )
     while not stop.wait(0.5):
         if cluster.proxy.proc.poll() is not None:
             logger.error("haproxy exited; see %s", cluster.proxy.log_path)

@@ -52,7 +52,8 @@ def run_load(cluster: Cluster, action) -> tuple[list[Outcome], float, float]:
     stop = threading.Event()
     result: list[list[Outcome]] = []
     loader = threading.Thread(
-        target=lambda: result.append(closed_loop(cluster.url, CLIENTS, stop, BODY)))
+        target=lambda: result.append(closed_loop(cluster.url, CLIENTS, stop, BODY))
+    )
     loader.start()
     time.sleep(2.0)  # every client has streams going
     begin = time.monotonic()
@@ -90,14 +91,17 @@ def test_rolling_restart_loses_nothing(cluster, reference):
     outcomes, _, _ = run_load(cluster, lambda: cluster.rolling_restart(grace=30))
     failed = [o for o in outcomes if not o.ok]
     truncated = [o for o in outcomes if o.ok and o.data != reference]
-    print(f"rolling restart: {len(outcomes)} requests, {len(failed)} failed, "
-          f"{len(truncated)} truncated")
+    print(
+        f"rolling restart: {len(outcomes)} requests, {len(failed)} failed, "
+        f"{len(truncated)} truncated"
+    )
     assert [r.proc.pid for r in cluster.replicas] != pids and all(
-        new != old for new, old in zip([r.proc.pid for r in cluster.replicas], pids, strict=True))
+        new != old for new, old in zip([r.proc.pid for r in cluster.replicas], pids, strict=True)
+    )
     assert len(outcomes) > 3 * CLIENTS
     assert failed == [] and truncated == []
     # Every replica served again after its restart.
-    assert {o.replica for o in outcomes[-3 * CLIENTS:]} == {"r1", "r2", "r3"}
+    assert {o.replica for o in outcomes[-3 * CLIENTS :]} == {"r1", "r2", "r3"}
 
 
 class HalfRequests:
@@ -148,9 +152,11 @@ def test_half_request_connections_do_not_hold_replicas(cluster):
     attack = HalfRequests(cluster.proxy.port, 200)
     try:
         hostile_health, hostile_synth = measure(cluster)
-        print(f"/health p50 {quiet_health * 1000:.2f} ms quiet, {hostile_health * 1000:.2f} ms "
-              f"with 200 half requests; synthesis TTFA p50 {quiet_synth * 1000:.1f} ms quiet, "
-              f"{hostile_synth * 1000:.1f} ms")
+        print(
+            f"/health p50 {quiet_health * 1000:.2f} ms quiet, {hostile_health * 1000:.2f} ms "
+            f"with 200 half requests; synthesis TTFA p50 {quiet_synth * 1000:.1f} ms quiet, "
+            f"{hostile_synth * 1000:.1f} ms"
+        )
         assert time.monotonic() - opened < 5, "measured after the proxy's request timeout"
         assert hostile_health <= 2 * quiet_health
         assert hostile_synth <= 2 * quiet_synth
