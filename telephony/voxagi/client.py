@@ -118,8 +118,9 @@ class TtsRequest:
                 last = index + 1 == len(self.urls)
                 if started or last or exc.reason not in FAILOVER_REASONS or self.cancel.is_set():
                     raise
-                logger.warning("%s failed before any audio (%s); trying the next server",
-                               url.netloc, exc)
+                logger.warning(
+                    "%s failed before any audio (%s); trying the next server", url.netloc, exc
+                )
 
     def _chunks_from(self, url: urllib.parse.SplitResult, deadline: float) -> Iterator[bytes]:
         """The body from one server, chunk by chunk; raises TtsError on any failure."""
@@ -129,8 +130,9 @@ class TtsRequest:
         try:
             path = (url.path.rstrip("/") or "") + "/tts_stream?" + self.query
             assert conn.sock is not None
-            conn.sock.settimeout(max(0.001, min(self.first_byte_timeout,
-                                                deadline - time.monotonic())))
+            conn.sock.settimeout(
+                max(0.001, min(self.first_byte_timeout, deadline - time.monotonic()))
+            )
             try:
                 conn.request("GET", path, headers={"Accept": self.accept_types[0]})
                 response = conn.getresponse()
