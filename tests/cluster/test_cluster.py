@@ -148,6 +148,9 @@ def measure(cluster: Cluster) -> tuple[float, float]:
 def test_half_request_connections_do_not_hold_replicas(cluster):
     all_up(cluster)
     quiet_health, quiet_synth = measure(cluster)
+    # Streams pass through unbuffered: the first audio of a 0.57 s stream comes long before
+    # its end.
+    assert quiet_synth < 0.15
     opened = time.monotonic()
     attack = HalfRequests(cluster.proxy.port, 200)
     try:
