@@ -18,7 +18,10 @@ logger = logging.getLogger(__name__)
 
 def install(worker: Any, delay_s: float) -> None:
     """Replace the gunicorn worker's SIGTERM handler with drain-then-stop."""
-    services = worker.wsgi.extensions["voxline"]
+    services = getattr(worker.wsgi, "extensions", {}).get("voxline")
+    if services is None:
+        logger.warning("drain: the WSGI app is not Voxline's; gunicorn's own SIGTERM handling")
+        return
     stopping = threading.Event()
 
     def stop() -> None:
