@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 HAPROXY_CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 BACKEND = "voxline"
+_MAX_SOCKET_PATH = 97  # HAProxy's limit for a unix socket path
 
 
 class ClusterError(RuntimeError):
@@ -113,6 +114,8 @@ class Proxy:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.socket_path = run_dir / "haproxy.sock"
+        if len(str(self.socket_path)) > _MAX_SOCKET_PATH:
+            self.socket_path = Path(tempfile.mkdtemp(prefix="voxline-", dir="/tmp")) / "h.sock"
         self.replicas_cfg = run_dir / "replicas.cfg"
         self.log_path = run_dir / "haproxy.log"
         self.proc: subprocess.Popen | None = None
@@ -177,6 +180,9 @@ class Proxy:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.socket_path.unlink(missing_ok=True)
+        if self.socket_path.parent != self.replicas_cfg.parent:
+            self.socket_path.parent.rmdir()  # the short folder made for a long run_dir
 
 
 def find_haproxy() -> str:

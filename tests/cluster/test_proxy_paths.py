@@ -159,3 +159,43 @@ def test_the_json_error_pages_are_valid_http():
             )[1]
         )
         assert length == len(body) and json.loads(body)["error"]
+
+
+def test_cluster_command_serves_then_stops_everything_on_sigterm(tmp_path):
+    """`scripts/cluster N engine` (its Python part): prints the URL, serves, SIGTERM ends all."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from voxline.cluster import ROOT
+
+    env = {**os.environ, "VOXLINE_CACHE_DIR": str(tmp_path), "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voxline.cluster", "2", "tone"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), proc.stderr.read()
+        replicas = {
+            requests.get(url + "/health", timeout=5).headers["X-Voxline-Replica"] for _ in range(6)
+        }
+        assert replicas == {"r1", "r2"}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url + "/health", timeout=2)
+    (run_dir,) = tmp_path.glob("voxline-cluster-*")
+    for log in ("r1.log", "r2.log"):
+        assert "draining" in (run_dir / log).read_text()
