@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ ENV = {"VOXLINE_LOG_LEVEL": "warning", "VOXLINE_TONE_FIRST_CHUNK_MS": "0"}
 
 def proxy_overhead(requests: int) -> dict[str, list[float]]:
     """TTFA of the same request sent alternately direct and through the proxy."""
-    with Cluster(1, "tone", env=ENV) as cluster:
+    with tempfile.TemporaryDirectory() as run_dir, Cluster(1, "tone", run_dir, ENV) as cluster:
         clients = {
             "direct": StreamClient(cluster.replicas[0].url),
             "proxy": StreamClient(cluster.url),
@@ -57,7 +58,11 @@ def proxy_overhead(requests: int) -> dict[str, list[float]]:
 
 def throughput(replicas: int, seconds: float) -> tuple[float, float, int, int]:
     """(audio s per s, TTFA p50 s, requests ok, failed) in the window, 4 clients per replica."""
-    with Cluster(replicas, "tone", env={"VOXLINE_LOG_LEVEL": "warning"}) as cluster:
+    env = {"VOXLINE_LOG_LEVEL": "warning"}
+    with (
+        tempfile.TemporaryDirectory() as run_dir,
+        Cluster(replicas, "tone", run_dir, env) as cluster,
+    ):
         stop = threading.Event()
         result: list = []
         thread = threading.Thread(
