@@ -83,7 +83,9 @@ def tiny_xtts(tmp_path_factory) -> Path:
 class ServerProcess:
     """A real gunicorn process serving `app:create_app()` on a loopback port."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path,
+                 app: str = "app:create_app()") -> None:
+        self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # No load balancer in front: no drain delay on SIGTERM (tests/cluster sets its own).
@@ -95,7 +97,7 @@ class ServerProcess:
     def start(self, timeout: float = 180.0) -> ServerProcess:
         self.log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"],
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", self.app],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
@@ -131,9 +133,10 @@ def spawn_server(tmp_path):
     """Start real gunicorn servers with the given VOXLINE_* environment; stops them after."""
     servers: list[ServerProcess] = []
 
-    def spawn(**env: str) -> ServerProcess:
+    def spawn(app: str = "app:create_app()", **env: str) -> ServerProcess:
+        """`app` may be `tests.fakes:create_app()`: a fake engine behind real gunicorn."""
         env.setdefault("VOXLINE_CACHE_DIR", str(tmp_path / "cache"))
-        server = ServerProcess(env, tmp_path / f"gunicorn-{len(servers)}.log")
+        server = ServerProcess(env, tmp_path / f"gunicorn-{len(servers)}.log", app)
         servers.append(server)
         return server.start()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -11,19 +12,21 @@ from voxline.engines.base import Clip, Conditioning, Engine, SynthesisParams
 
 
 class FakeEngine(Engine):
-    """Yields `n_chunks` ramps of `chunk_len` samples; can block, fail, and counts closes."""
+    """Yields `n_chunks` ramps of `chunk_len` samples (1 s in all by default: a plausible length
+    for a short phrase, so the phrase cache keeps it); can block, fail, and counts closes."""
 
     name = "fake"
     sample_rate = 24000
     languages = ("en", "de")
     can_clone = True
 
-    def __init__(self, n_chunks: int = 3, chunk_len: int = 480) -> None:
+    def __init__(self, n_chunks: int = 3, chunk_len: int = 8000) -> None:
         self.n_chunks = n_chunks
         self.chunk_len = chunk_len
         self.gate: threading.Event | None = None  # when set, each chunk waits for it
         self.permits: threading.Semaphore | None = None  # each chunk takes one permit
         self.fail_after: int | None = None
+        self.delay_s = 0.0  # time to make each chunk
         self.started = 0
         self.closed = 0
         self.finished = 0
@@ -59,6 +62,8 @@ class FakeEngine(Engine):
                     self.gate.wait(10)
                 if self.permits is not None:
                     self.permits.acquire(timeout=10)
+                if self.delay_s:
+                    time.sleep(self.delay_s)
                 if self.fail_after is not None and i >= self.fail_after:
                     raise RuntimeError("synthetic engine failure")
                 with self.lock:
@@ -70,3 +75,18 @@ class FakeEngine(Engine):
             with self.lock:
                 self.closed += 1
             raise
+
+
+def create_app():
+    """A gunicorn app factory serving a FakeEngine shaped by FAKE_* variables (settings from
+    VOXLINE_*), for failure tests through a real server: `tests.fakes:create_app()`."""
+    import os
+
+    from voxline.server.app import create_app as voxline_app
+
+    engine = FakeEngine(int(os.environ.get("FAKE_CHUNKS", "3")),
+                        int(os.environ.get("FAKE_CHUNK_LEN", "8000")))
+    if os.environ.get("FAKE_FAIL_AFTER"):
+        engine.fail_after = int(os.environ["FAKE_FAIL_AFTER"])
+    engine.delay_s = float(os.environ.get("FAKE_DELAY_S", "0"))
+    return voxline_app({"engine": engine})

@@ -11,7 +11,7 @@ the folder now and then (`RESCAN_S`), so it sees the others' renders and evicts 
 really on disk. A temp file is removed only once it is too old to be another writer's.
 
 Identical requests arriving while one is being synthesised share it (single flight): the first
-leads and renders, the others follow its bytes as they are produced.
+creates the render's `Tape`, every one of them reads that tape at its own pace.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from voxline.tape import Tape, TapeReader
 
 logger = logging.getLogger(__name__)
 
@@ -44,73 +45,14 @@ def phrase_key(**facts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class Flight:
-    """One render in progress, shared by identical requests while it is produced."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._parts: list[bytes] = []
-        self._done = False
-        self.ok = False
-        self._followers = 0
-
-    @property
-    def followers(self) -> int:
-        with self._cond:
-            return self._followers
-
-    def append(self, data: bytes) -> None:
-        with self._cond:
-            self._parts.append(data)
-            self._cond.notify_all()
-
-    def finish(self, ok: bool) -> None:
-        with self._cond:
-            self._done, self.ok = True, ok
-            self._cond.notify_all()
-
-    def data(self) -> bytes:
-        with self._cond:
-            return b"".join(self._parts)
-
-    def join(self) -> None:
-        with self._cond:
-            self._followers += 1
-
-    def leave(self) -> None:
-        with self._cond:
-            self._followers -= 1
-
-    def wait_started(self, timeout: float) -> bool:
-        """Wait for the first bytes; False when the render ended without any (or timed out)."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._parts or self._done, timeout)
-            return bool(self._parts)
-
-    def follow(self, timeout: float) -> Iterator[bytes]:
-        """Yield the render's bytes from the start, as they come, until it ends."""
-        index = 0
-        while True:
-            with self._cond:
-                ready = self._cond.wait_for(
-                    lambda seen=index: len(self._parts) > seen or self._done, timeout)
-                parts, done = self._parts[index:], self._done
-            if not ready:
-                logger.warning("shared render stalled for %.0f s; ending this copy", timeout)
-                return
-            index += len(parts)
-            yield from parts
-            if done and not parts:
-                return
-
-
 @dataclass
 class Lookup:
-    """What a request should do: send `data` (hit), follow `flight`, or lead it."""
+    """What a request should do: send `data` (hit), or read `reader`: following a render in
+    flight, or leading a new one (whose tape the caller must render, then `release`)."""
 
     kind: str  # "hit", "follow" or "lead"
     data: bytes | None = None
-    flight: Flight | None = None
+    reader: TapeReader | None = None
 
 
 class PhraseCache:
@@ -122,7 +64,7 @@ class PhraseCache:
         self._lock = threading.Lock()
         self._index: OrderedDict[str, tuple[str, int]] = OrderedDict()  # key -> (group, size)
         self._bytes = 0
-        self._flights: dict[str, Flight] = {}
+        self._flights: dict[str, Tape] = {}
         self._scanned = time.monotonic()
         if self.enabled:
             self._scan()
@@ -137,17 +79,17 @@ class PhraseCache:
             return len(self._index), self._bytes
 
     def lookup(self, key: str) -> Lookup:
-        """A hit, a render in flight to follow, or the lead of a new one (then call `finish`)."""
+        """A hit, a render in flight to follow, or the lead of a new one (then `release` it)."""
         while True:
             with self._lock:
-                flight = self._flights.get(key)
-                if flight is not None:
-                    flight.join()
-                    return Lookup("follow", flight=flight)
+                tape = self._flights.get(key)
+                # A render every reader left is being cancelled: lead a new one instead.
+                if tape is not None and tape.readers:
+                    return Lookup("follow", reader=tape.reader())
                 entry = self._index.get(key)
                 if entry is None:
-                    flight = self._flights[key] = Flight()
-                    return Lookup("lead", flight=flight)
+                    tape = self._flights[key] = Tape()
+                    return Lookup("lead", reader=tape.reader())
                 self._index.move_to_end(key)
             path = self._path(key, entry[0])
             try:
@@ -158,14 +100,11 @@ class PhraseCache:
                 continue
             return Lookup("hit", data=data)
 
-    def finish(self, key: str, group: str, flight: Flight, ok: bool) -> None:
-        """End a lead: store the render if it is complete, then release its followers."""
-        if ok:
-            self.store(key, group, flight.data())
+    def release(self, key: str, tape: Tape) -> None:
+        """End a lead's flight: later lookups no longer join `tape`."""
         with self._lock:
-            if self._flights.get(key) is flight:
+            if self._flights.get(key) is tape:
                 del self._flights[key]
-        flight.finish(ok)
 
     def store(self, key: str, group: str, data: bytes) -> None:
         """Write a render atomically and evict the least recently used beyond the bound."""
@@ -196,13 +135,15 @@ class PhraseCache:
         if time.monotonic() - self._scanned > RESCAN_S:
             self._scan()
 
-    def drop_group(self, group: str) -> int:
-        """Remove every render of a group (a deleted voice); return how many."""
+    def drop_group(self, group: str | None = None) -> int:
+        """Remove every render of a group (a voice's digest), or all; return how many."""
         with self._lock:
-            keys = [k for k, (g, _) in self._index.items() if g == group]
+            keys = [k for k, (g, _) in self._index.items() if group is None or g == group]
+            groups = {self._index[k][0] for k in keys} | ({group} if group else set())
             for key in keys:
                 self._bytes -= self._index.pop(key)[1]
-        shutil.rmtree(self.folder / group, ignore_errors=True)
+        for name in groups:
+            shutil.rmtree(self.folder / name, ignore_errors=True)
         return len(keys)
 
     def _path(self, key: str, group: str) -> Path:
@@ -261,3 +202,16 @@ class PhraseCache:
             return list(folder.iterdir())
         except OSError:  # absent, not a folder, or removed meanwhile (a deleted voice)
             return []
+
+# Speech runs at roughly 10-20 characters per second; XTTS can stop early (a clipped word)
+# or babble on (random weights, a runaway end token). Such renders must not be replayed.
+MIN_CHARS_PER_S = 2.0
+MAX_CHARS_PER_S = 40.0
+
+
+def plausible_duration(text: str, audio_s: float) -> bool:
+    """Whether `audio_s` seconds is a believable length for speaking `text`."""
+    if audio_s <= 0:
+        return False
+    rate = len(text) / audio_s
+    return MIN_CHARS_PER_S <= rate <= MAX_CHARS_PER_S

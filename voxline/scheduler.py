@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import queue
 import threading
 import time
@@ -66,6 +67,8 @@ class Job:
     engine: Engine
     sentences: list[Utterance]
     client_gone: Callable[[], bool]
+    # Seconds of this job's audio its client has taken; None: whatever was produced.
+    consumed: Callable[[], float] | None = None
     number: int = 0
     arrival: float = field(default_factory=time.monotonic)
     out: queue.Queue = field(default_factory=queue.Queue)
@@ -78,11 +81,19 @@ class Job:
     first_chunk_at: float | None = None
     audio_s: float = 0.0
 
+    def consumed_s(self) -> float:
+        return self.audio_s if self.consumed is None else self.consumed()
+
     def deadline(self) -> float:
-        """When this stream's listener runs out of audio (its arrival, before any audio)."""
+        """When this stream's listener runs out of audio (its arrival, before any audio):
+        counted from what the client has taken, not from what was produced."""
         if self.first_chunk_at is None:
             return self.arrival
-        return self.first_chunk_at + self.audio_s
+        return self.first_chunk_at + self.consumed_s()
+
+    def paused(self, max_ahead_s: float) -> bool:
+        """Too far ahead of its client: its slot goes to others until the client reads."""
+        return self.audio_s - self.consumed_s() > max_ahead_s
 
     def cancelled(self) -> bool:
         return self.cancel.is_set() or self.client_gone()
@@ -107,12 +118,15 @@ class JobHandle:
                 raise QueueTimeout(self._scheduler.retry_after())
 
     def chunks(self) -> Iterator[np.ndarray]:
-        """The request's audio as the loop computes it; raises SynthesisError on failure."""
+        """The request's audio as the loop computes it; raises SynthesisError on failure and
+        Cancelled when the loop dropped the job for a client gone (never a clean short end)."""
         try:
             while True:
                 item = self.job.out.get()
                 if item is _END:
                     return
+                if isinstance(item, Cancelled):
+                    raise item
                 if isinstance(item, BaseException):
                     raise SynthesisError(str(item)) from item
                 yield item
@@ -129,8 +143,10 @@ class Scheduler:
     """Owns exclusive use of one engine from a single loop thread."""
 
     def __init__(self, max_queue: int = 16, wait_timeout_s: float = 120.0,
-                 max_active: int = 8, max_batch: int = 1, batch_window_s: float = 0.02) -> None:
+                 max_active: int = 8, max_batch: int = 1, batch_window_s: float = 0.02,
+                 max_ahead_s: float = 10.0) -> None:
         self.max_queue = max_queue
+        self.max_ahead_s = max_ahead_s
         self.max_active = max_active
         self.max_batch = max_batch
         self.batch_window_s = batch_window_s
@@ -142,7 +158,10 @@ class Scheduler:
         self._numbers = itertools.count()
         self._thread: threading.Thread | None = None
         self.batches_opened = 0  # lockstep batches started (for tests, metrics and logs)
-        self._chunk_s = 0.5  # moving estimate of one step's time, for Retry-After
+        # Moving estimate of the time between request completions while busy (the model's
+        # real pace under load, interleaving included), for Retry-After.
+        self._per_request_s = 1.0
+        self._last_mark: float | None = None
 
     @property
     def depth(self) -> int:
@@ -161,18 +180,34 @@ class Scheduler:
             return bool(self._active or self._tasks)
 
     def retry_after(self) -> int:
-        return max(1, round(self._chunk_s * (len(self._pending) + len(self._active) + 1)))
+        """Seconds until a request arriving now would get a slot: its queue position times
+        the measured time per request, at least 1."""
+        with self._cond:
+            position = len(self._pending) + max(0, len(self._active) - self.max_active + 1)
+            return max(1, math.ceil(position * self._per_request_s))
+
+    def _mark_completion(self, now: float) -> None:
+        """Update the time-per-request estimate when a job ends naturally (under the lock)."""
+        if self._last_mark is not None:
+            self._per_request_s = 0.7 * self._per_request_s + 0.3 * (now - self._last_mark)
+        self._last_mark = now if self._active or self._pending else None
 
     def submit(self, request_id: str, engine: Engine, sentences: list[Utterance],
-               client_gone: Callable[[], bool] = lambda: False) -> JobHandle:
-        """Queue a request (its sentences, in order); raise QueueFull when there is no room."""
-        job = Job(request_id, engine, list(sentences), client_gone,
+               client_gone: Callable[[], bool] = lambda: False,
+               consumed: Callable[[], float] | None = None) -> JobHandle:
+        """Queue a request (its sentences, in order); raise QueueFull when there is no room.
+
+        `consumed` reports the seconds of audio the client has taken: the job's deadline
+        follows it, and the job pauses while it is more than `max_ahead_s` ahead."""
+        job = Job(request_id, engine, list(sentences), client_gone, consumed,
                   number=next(self._numbers))
         with self._cond:
             # Capacity is the active slots plus the queue, however far the loop has admitted.
             if len(self._active) + len(self._pending) >= self.max_active + self.max_queue:
                 raise QueueFull(self.retry_after())
             self._pending.append(job)
+            if self._last_mark is None:
+                self._last_mark = time.monotonic()
             self._ensure_thread()
             self._cond.notify_all()
         return JobHandle(self, job)
@@ -208,9 +243,7 @@ class Scheduler:
                 REQUEST_ID.set(NO_REQUEST)
                 self._run_task(*task)
             elif job is not None:
-                started = time.monotonic()
                 self._step(job)
-                self._chunk_s = 0.9 * self._chunk_s + 0.1 * (time.monotonic() - started)
 
     def _next_work(self) -> tuple[tuple | None, Job | None]:
         """Wait for work; admit waiting jobs; return a task, or the job to step next."""
@@ -222,10 +255,12 @@ class Scheduler:
                     return self._tasks.popleft(), None
                 now = time.monotonic()
                 ready = [j for j in self._active if j.started or j.not_before <= now]
-                if ready:
-                    return None, min(ready, key=lambda j: (j.deadline(), j.number))
-                waits = [j.not_before - now for j in self._active]
-                self._cond.wait(min(waits, default=0.5))
+                runnable = [j for j in ready if not j.paused(self.max_ahead_s)]
+                if runnable:
+                    return None, min(runnable, key=lambda j: (j.deadline(), j.number))
+                waits = [j.not_before - now for j in self._active if j.not_before > now]
+                # Paused jobs resume when their clients read: look again shortly.
+                self._cond.wait(min(waits, default=0.02 if ready else 0.5))
 
     def _admit(self) -> None:
         """Move waiting jobs into the active set. A job that could share a batch waits a few
@@ -245,7 +280,7 @@ class Scheduler:
         for job in [j for j in self._active if j.cancelled()]:
             logger.info("[%s] client went away; stopping synthesis", job.request_id)
             # Always end the job's queue: its request thread may be blocked reading it.
-            self._finish(job, _END)
+            self._finish(job, Cancelled(job.request_id))
 
     def _finish(self, job: Job, outcome: object) -> None:
         """Close the job's stream, drop it from the active set, end its queue with `outcome`."""
@@ -274,6 +309,7 @@ class Scheduler:
                     if not job.sentences:
                         with self._cond:
                             self._finish(job, _END)
+                            self._mark_completion(time.monotonic())
                         return
                     self._open(job)
                 chunk = job.stream.step()

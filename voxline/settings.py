@@ -51,6 +51,13 @@ class Settings:
     # (HiFi-GAN re-decodes everything so far at each chunk, so fewer chunks cost less).
     chunk_schedule: str = "4,20"
     queue_timeout_s: float = 120.0
+    # Backpressure: a stream runs at most this many seconds of audio ahead of what its client
+    # has taken (its synthesis pauses beyond), and a client that takes nothing for
+    # `write_timeout_s` loses its stream.
+    max_ahead_s: float = 10.0
+    write_timeout_s: float = 30.0
+    # A render that yields no audio for this long (after it started) fails visibly.
+    render_stall_s: float = 60.0
     warmup: bool = True
     tone_chunk_ms: float = 20.0
     tone_first_chunk_ms: float = 20.0
@@ -115,6 +122,9 @@ class Settings:
         if self.max_active < 1:
             raise SettingsError("VOXLINE_MAX_ACTIVE must be at least 1")
         self.chunk_sizes()
+        for name in ("max_ahead_s", "write_timeout_s", "render_stall_s", "queue_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"VOXLINE_{name.upper()} must be more than 0")
         if self.threads < 1:
             raise SettingsError("VOXLINE_THREADS must be at least 1")
         self._validate_product()

@@ -47,8 +47,9 @@ def phrase_writer(folder: str, seed: int, rounds: int, bad: multiprocessing.Queu
         found = cache.lookup(wanted)
         if found.kind == "hit" and not valid(wanted, found.data):
             bad.put(f"a hit on {wanted[-4:]} returned bytes of another key or a torn file")
-        elif found.kind == "lead":
-            cache.finish(wanted, group(wanted), found.flight, ok=False)
+        elif found.kind == "lead":  # nothing rendered: end the flight, as a failed render does
+            cache.release(wanted, found.reader.tape)
+            found.reader.close()
         if i % 50 == 0:
             PhraseCache(Path(folder), max_bytes=cache.max_bytes)  # a replica starting up
 

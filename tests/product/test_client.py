@@ -22,9 +22,11 @@ from voxline_client import (
 )
 from voxline_client.client import write_stream
 
-WAV_HEADER = (struct.pack("<4sI4s", b"RIFF", 0xFFFFFFFF, b"WAVE")
-              + struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, 24000, 48000, 2, 16)
-              + struct.pack("<4sI", b"data", 0xFFFFFFFF))
+WAV_HEADER = (
+    struct.pack("<4sI4s", b"RIFF", 0xFFFFFFFF, b"WAVE")
+    + struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, 24000, 48000, 2, 16)
+    + struct.pack("<4sI", b"data", 0xFFFFFFFF)
+)
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -35,8 +37,9 @@ class _QuietServer(ThreadingHTTPServer):
 class Script:
     """A server answering each request with the next scripted (status, headers, body)."""
 
-    def __init__(self, replies: list[tuple[int, dict, bytes]], delay: float = 0.0,
-                 port: int = 0) -> None:
+    def __init__(
+        self, replies: list[tuple[int, dict, bytes]], delay: float = 0.0, port: int = 0
+    ) -> None:
         self.replies = list(replies)
         self.delay = delay
         self.seen: list[tuple[float, str, dict]] = []
@@ -74,10 +77,21 @@ class Script:
         self.server.server_close()
 
 
-BUSY = (503, {"Retry-After": "1", "Content-Type": "application/json"},
-        json.dumps({"error": "queue_full", "message": "the synthesis queue is full"}).encode())
-AUDIO = (200, {"Content-Type": "audio/pcm; rate=24000; channels=1", "X-Sample-Rate": "24000",
-               "X-Voxline-Cache": "miss", "X-Request-Id": "r1"}, b"\x01\x00" * 4800)
+BUSY = (
+    503,
+    {"Retry-After": "1", "Content-Type": "application/json"},
+    json.dumps({"error": "queue_full", "message": "the synthesis queue is full"}).encode(),
+)
+AUDIO = (
+    200,
+    {
+        "Content-Type": "audio/pcm; rate=24000; channels=1",
+        "X-Sample-Rate": "24000",
+        "X-Voxline-Cache": "miss",
+        "X-Request-Id": "r1",
+    },
+    b"\x01\x00" * 4800,
+)
 
 
 def test_retries_a_busy_server_after_retry_after():
@@ -94,20 +108,50 @@ def test_retries_a_busy_server_after_retry_after():
         assert body == {"text": "Hello.", "format": "pcm", "speaker": "anna", "seed": 3}
 
 
-def test_gives_up_after_the_retries():
-    waits: list[float] = []
-    with Script([BUSY] * 3) as server:
-        client = VoxlineClient(server.url, retries=2, sleep=waits.append)
+class FakeTime:
+    """A clock that moves only when the client sleeps, recording each wait."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def test_retries_a_busy_server_until_the_deadline():
+    fake = FakeTime()
+    with Script([BUSY] * 5) as server:
+        client = VoxlineClient(server.url, deadline=2.5, sleep=fake.sleep, clock=fake.clock)
         with pytest.raises(VoxlineHTTPError) as caught:
             client.synthesize("Hello.")
+        assert len(server.seen) == 3  # at 0, 1 and 2 s; a try at 3 s would pass the deadline
     assert caught.value.status == 503 and caught.value.code == "queue_full"
     assert caught.value.attempts == 3 and caught.value.retry_after == 1
-    assert waits == [1.0, 1.0]
+    assert fake.waits == [1.0, 1.0]
+
+
+def test_a_long_retry_after_is_waited_for_within_the_deadline():
+    busy = (503, {**BUSY[1], "Retry-After": "7"}, BUSY[2])
+    fake = FakeTime()
+    with Script([busy, busy, AUDIO]) as server:
+        client = VoxlineClient(
+            server.url, deadline=20, max_wait=30, sleep=fake.sleep, clock=fake.clock
+        )
+        assert client.synthesize("Hello.") == AUDIO[2]
+    assert fake.waits == [7.0, 7.0]  # not a fixed count of retries: the deadline decides
 
 
 def test_client_errors_are_not_retried():
-    bad = (400, {"Content-Type": "application/json"},
-           json.dumps({"error": "missing_text", "message": "text is required"}).encode())
+    bad = (
+        400,
+        {"Content-Type": "application/json"},
+        json.dumps({"error": "missing_text", "message": "text is required"}).encode(),
+    )
     with Script([bad, AUDIO]) as server:
         with pytest.raises(VoxlineHTTPError) as caught:
             VoxlineClient(server.url).synthesize("")
@@ -116,21 +160,39 @@ def test_client_errors_are_not_retried():
 
 
 def test_openai_error_shape_is_understood():
-    bad = (401, {}, json.dumps({"error": {"message": "no key", "type": "invalid_request_error",
-                                          "param": None, "code": "missing_api_key"}}).encode())
+    bad = (
+        401,
+        {},
+        json.dumps(
+            {
+                "error": {
+                    "message": "no key",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "missing_api_key",
+                }
+            }
+        ).encode(),
+    )
     with Script([bad]) as server, pytest.raises(VoxlineHTTPError) as caught:
         VoxlineClient(server.url).synthesize("Hi.")
     assert (caught.value.code, caught.value.message) == ("missing_api_key", "no key")
 
 
-def test_connection_errors_back_off_then_fail():
-    waits: list[float] = []
-    client = VoxlineClient(f"http://127.0.0.1:{free_port()}", retries=3, backoff=0.25,
-                           sleep=waits.append)
+def test_connection_errors_back_off_then_fail_at_the_deadline():
+    fake = FakeTime()
+    client = VoxlineClient(
+        f"http://127.0.0.1:{free_port()}",
+        deadline=2.0,
+        backoff=0.25,
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
     with pytest.raises(VoxlineConnectionError) as caught:
         client.synthesize("Hello.")
-    assert caught.value.attempts == 4
-    assert waits == [0.25, 0.5, 1.0]
+    assert caught.value.attempts == 4  # at 0, 0.25, 0.75 and 1.75 s; the next at 3.75
+    assert fake.waits == [0.25, 0.5, 1.0]
+    assert "2 s deadline" in str(caught.value)
 
 
 def test_a_server_that_comes_up_is_reached():
@@ -139,7 +201,7 @@ def test_a_server_that_comes_up_is_reached():
     timer = threading.Timer(0.4, lambda: started.append(Script([AUDIO], port=port).__enter__()))
     timer.start()
     try:
-        data = VoxlineClient(f"http://127.0.0.1:{port}", retries=6, backoff=0.1).synthesize("x")
+        data = VoxlineClient(f"http://127.0.0.1:{port}", deadline=5, backoff=0.1).synthesize("x")
         assert data == AUDIO[2]
     finally:
         timer.join()
@@ -149,7 +211,7 @@ def test_a_server_that_comes_up_is_reached():
 
 def test_a_stalled_server_times_out():
     with Script([AUDIO], delay=2.0) as server:
-        client = VoxlineClient(server.url, timeout=0.3, retries=0)
+        client = VoxlineClient(server.url, timeout=0.3, deadline=0.5)
         started = time.monotonic()
         with pytest.raises(VoxlineError):
             client.synthesize("Hello.")
@@ -180,36 +242,90 @@ def test_write_stream_leaves_pipes_alone(tmp_path):
 
 
 def test_client_imports_no_torch_or_numpy():
-    code = ("import sys, voxline_client, voxline_client.cli; "
-            "print(sorted(m for m in ('torch', 'numpy', 'flask', 'voxline') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys, voxline_client, voxline_client.cli; "
+        "print(sorted(m for m in ('torch', 'numpy', 'flask', 'voxline') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
 def test_cli_say_to_a_file_and_to_stdout(tmp_path):
-    reply = (200, {"Content-Type": "audio/wav", "X-Voxline-Voice": "anna",
-                   "X-Sample-Rate": "24000"}, WAV_HEADER + b"\x00\x01" * 100)
+    reply = (
+        200,
+        {"Content-Type": "audio/wav", "X-Voxline-Voice": "anna", "X-Sample-Rate": "24000"},
+        WAV_HEADER + b"\x00\x01" * 100,
+    )
     with Script([reply, reply]) as server:
         to_file = subprocess.run(
-            [sys.executable, "-m", "voxline_client", "--url", server.url, "say", "Hello",
-             "-o", str(tmp_path / "hello.wav"), "--voice", "anna", "--no-cache"],
-            cwd=ROOT, capture_output=True, text=True, timeout=30)
+            [
+                sys.executable,
+                "-m",
+                "voxline_client",
+                "--url",
+                server.url,
+                "say",
+                "Hello",
+                "-o",
+                str(tmp_path / "hello.wav"),
+                "--voice",
+                "anna",
+                "--no-cache",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert to_file.returncode == 0, to_file.stderr
         piped = subprocess.run(
-            [sys.executable, "-m", "voxline_client", "--url", server.url, "say", "Hello",
-             "--format", "wav"], cwd=ROOT, capture_output=True, timeout=30)
+            [
+                sys.executable,
+                "-m",
+                "voxline_client",
+                "--url",
+                server.url,
+                "say",
+                "Hello",
+                "--format",
+                "wav",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=30,
+        )
         assert piped.returncode == 0
-        assert server.seen[0][3] == {"text": "Hello", "format": "wav", "speaker": "anna",
-                                     "cache": False}
+        assert server.seen[0][3] == {
+            "text": "Hello",
+            "format": "wav",
+            "speaker": "anna",
+            "cache": False,
+        }
     assert (tmp_path / "hello.wav").read_bytes()[4:8] == struct.pack("<I", 36 + 200)
     assert piped.stdout == reply[2]  # a pipe cannot seek: the streamed header stays
 
 
 def test_cli_reports_errors_without_a_traceback():
     result = subprocess.run(
-        [sys.executable, "-m", "voxline_client", "--url", f"http://127.0.0.1:{free_port()}",
-         "--retries", "0", "say", "Hello", "-o", "/dev/null"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30)
+        [
+            sys.executable,
+            "-m",
+            "voxline_client",
+            "--url",
+            f"http://127.0.0.1:{free_port()}",
+            "--deadline",
+            "0.5",
+            "say",
+            "Hello",
+            "-o",
+            "/dev/null",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
-    assert result.stderr.startswith("voxline: cannot reach")
+    assert result.stderr.startswith("voxline: no server answered within the 0.5 s deadline")

@@ -88,7 +88,7 @@ def test_clone_speaker_returns_latents_usable_by_tts_stream(client, engine, tmp_
     assert np.asarray(latents["gpt_cond_latent"]).shape == (4, 8)
     assert engine.conditioned == 1
     spoken = client.post("/tts_stream", json=pipecat_payload({"me": latents}, "me"))
-    assert spoken.status_code == 200 and len(spoken.data) == 2 * 3 * 480
+    assert spoken.status_code == 200 and len(spoken.data) == 2 * 3 * FakeEngine().chunk_len
     assert client.get("/speakers").json["speakers"] == ["alice", "bob"]  # nothing stored
 
 

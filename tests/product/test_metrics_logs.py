@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes import FakeEngine
+from voxline.server.body import StreamAborted
 
 
 def scrape(client) -> dict[tuple[str, tuple], float]:
@@ -83,12 +85,14 @@ def test_request_id_is_in_every_log_line_of_a_request(make_app, caplog):
     headers = {"X-Request-Id": "call-42"}
     streamed = client.post("/tts_stream", json={"text": "Hello."}, headers=headers)
     assert streamed.headers["X-Request-Id"] == "call-42"
-    assert streamed.data
+    with pytest.raises(StreamAborted):
+        streamed.get_data()
     assert client.post("/tts_stream", json={"text": ""}, headers=headers).status_code == 400
     ours = [r for r in caplog.records if r.name.startswith("voxline.server")]
     during = [r for r in ours if "synthesis failed" in r.getMessage()
-              or "missing_text" in r.getMessage()]
-    assert len(during) == 2
+              or "render failed" in r.getMessage()
+              or "stream aborted" in r.getMessage() or "missing_text" in r.getMessage()]
+    assert len(during) == 3  # the render thread, the response body, the 400
     assert {r.request_id for r in during} == {"call-42"}
     startup = [r for r in ours if "engine: fake" in r.getMessage()]
     assert startup and startup[0].request_id == "-"

@@ -119,18 +119,23 @@ def test_followers_keep_streaming_when_the_leader_hangs_up(app, engine):
 
 def test_a_stream_cut_short_is_not_cached(app, engine):
     engine.n_chunks = 20
+    engine.permits = threading.Semaphore(1)  # the render cannot finish before the client goes
     _, body = call_wsgi(app, method="POST", path="/tts_stream", json=REQUEST)
     next(iter(body))
     body.close()  # client gone
+    engine.permits = None
     again = app.test_client().post("/tts_stream", json=REQUEST)
     assert again.headers["X-Voxline-Cache"] == "miss"
     assert len(again.data) == 2 * 20 * engine.chunk_len
 
 
 def test_a_failed_synthesis_is_not_cached(app, engine):
+    from voxline.server.body import StreamAborted
+
     engine.fail_after = 1
     client = app.test_client()
-    assert len(client.post("/tts_stream", json=REQUEST).data) == 2 * engine.chunk_len
+    with pytest.raises(StreamAborted):
+        client.post("/tts_stream", json=REQUEST).get_data()
     engine.fail_after = None
     again = client.post("/tts_stream", json=REQUEST)
     assert again.headers["X-Voxline-Cache"] == "miss"
@@ -145,7 +150,7 @@ def test_deleting_a_voice_drops_its_renders(admin_app, tmp_path):
     client = app.test_client()
     assert client.post("/tts_stream", json={**REQUEST, "speaker": "extra"}).data
     assert client.post("/tts_stream", json=REQUEST).data
-    phrases = app.extensions["voxline.phrases"]
+    phrases = app.extensions["voxline"].phrases
     assert phrases.stats()[0] == 2
     deleted = client.delete("/v1/voices/extra", headers=ADMIN)
     assert deleted.json["cached_renders_dropped"] == 1
@@ -214,3 +219,31 @@ def test_cache_files_keep_lru_order_across_restarts(tmp_path):
     restarted = PhraseCache(tmp_path, max_bytes=15)  # room for one: the older file goes
     assert restarted.lookup("old").kind == "hit"
     assert restarted.lookup("new").kind == "lead"
+
+
+def test_an_implausibly_short_render_is_not_cached(app, engine, caplog):
+    # 1 s of audio for 60+ characters is 60 characters per second: XTTS stopped early.
+    text = {**REQUEST, "text": "This sentence is far too long for one second of speech, surely."}
+    client = app.test_client()
+    assert client.post("/tts_stream", json=text).headers["X-Voxline-Cache"] == "miss"
+    assert client.post("/tts_stream", json=text).headers["X-Voxline-Cache"] == "miss"
+    assert engine.started == 2
+    assert "implausible length" in caplog.text
+
+
+def test_admin_purges_all_renders_or_one_voices(admin_app, tmp_path):
+    engine = FakeEngine()
+    write_clip(tmp_path / "speakers" / "default.wav", speech_like(4))
+    write_clip(tmp_path / "speakers" / "extra.wav", speech_like(4, level=0.1))
+    client = admin_app(engine).test_client()
+    for speaker in ("extra", "default"):
+        assert client.post("/tts_stream", json={**REQUEST, "speaker": speaker}).data
+    assert client.delete("/v1/cache?voice=extra").status_code == 401  # admin only
+    one = client.delete("/v1/cache?voice=extra", headers=ADMIN)
+    assert one.status_code == 200 and one.json["purged"] == 1
+    assert client.delete("/v1/cache?voice=nobody", headers=ADMIN).status_code == 404
+    again = client.post("/tts_stream", json={**REQUEST, "speaker": "extra"})
+    assert again.headers["X-Voxline-Cache"] == "miss" and again.data
+    assert client.delete("/v1/cache", headers=ADMIN).json["purged"] == 2
+    kept = client.post("/tts_stream", json={**REQUEST, "speaker": "default"})
+    assert kept.headers["X-Voxline-Cache"] == "miss"

@@ -134,33 +134,32 @@ def call_wsgi(app, **builder_args):
     return started, body
 
 
-def test_headers_are_set_before_the_first_byte(make_app, engine):
-    engine.gate = threading.Event()
-    started, body = call_wsgi(make_app(engine), method="POST", path="/tts_stream",
-                              json={"text": "Hello."})
-    # start_response has been called, the engine has produced nothing yet.
-    assert engine.chunks_made == 0
+def test_headers_wait_for_the_first_audio_then_audio_flows(make_app, engine):
+    """Nothing is sent before the first chunk exists (so a failure until then can still be a
+    proper status); then headers and audio go out chunk by chunk as they are made."""
+    engine.permits = threading.Semaphore(0)
+    app = make_app(engine)
+    result: dict = {}
+    caller = threading.Thread(target=lambda: result.update(
+        call=call_wsgi(app, method="POST", path="/tts_stream",
+                       json={"text": "Hello.", "format": "pcm"})))
+    caller.start()
+    time.sleep(0.3)
+    assert "call" not in result and engine.chunks_made == 0  # no audio, no headers
+    engine.permits.release()
+    caller.join(5)
+    started, response = result["call"]
     assert started["status"].startswith("200")
     headers = started["headers"]
     for name in ("Content-Type", "X-Sample-Rate", "X-Request-Id", "X-Accel-Buffering"):
         assert headers.get(name)
     assert headers["Cache-Control"] == "no-cache"
-    engine.gate.set()
-    assert len(b"".join(body)) == 2 * engine.n_chunks * engine.chunk_len
-    body.close()
-
-
-def test_audio_is_delivered_chunk_by_chunk(make_app, engine):
-    engine.permits = threading.Semaphore(0)
-    _, response = call_wsgi(make_app(engine), method="POST", path="/tts_stream",
-                            json={"text": "Hello.", "format": "pcm"})
     body = iter(response)
     for i in range(engine.n_chunks):
-        engine.permits.release()  # the engine may make exactly one more chunk
         part = next(body)
         assert len(part) == 2 * engine.chunk_len
         assert engine.chunks_made == i + 1  # delivered while the next is not yet made
-    engine.permits.release()
+        engine.permits.release()  # the engine may make exactly one more chunk
     assert b"".join(body) == b""
     response.close()
 
@@ -192,7 +191,8 @@ def test_queue_full_answers_503_with_retry_after(make_app, engine):
     results: list[int] = []
 
     def call() -> None:
-        results.append(app.test_client().post("/tts", json={"text": "Hi."}).status_code)
+        results.append(app.test_client().post("/tts", json={"text": "Hi.", "cache": False})
+                       .status_code)
 
     holders = [threading.Thread(target=call) for _ in range(2)]  # one runs, one waits
     for t in holders:
@@ -201,7 +201,7 @@ def test_queue_full_answers_503_with_retry_after(make_app, engine):
     deadline = time.monotonic() + 5
     while scheduler.depth < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
-    refused = app.test_client().post("/tts", json={"text": "Hi."})
+    refused = app.test_client().post("/tts", json={"text": "Hi.", "cache": False})
     assert refused.status_code == 503
     assert refused.json["error"] == "queue_full"
     assert int(refused.headers["Retry-After"]) >= 1
@@ -211,13 +211,32 @@ def test_queue_full_answers_503_with_retry_after(make_app, engine):
     assert results == [200, 200]
 
 
-def test_synthesis_error_ends_the_stream_and_server_keeps_serving(client, engine):
+def test_synthesis_error_after_audio_aborts_the_stream(client, engine):
+    """A failure after the first byte must not look like a clean end: the body raises into
+    the WSGI server (which then cuts the connection), and the server keeps serving."""
+    from voxline.server.body import StreamAborted
+
     engine.fail_after = 1
     response = client.post("/tts_stream", json={"text": "Hello.", "format": "pcm"})
     assert response.status_code == 200
-    assert len(response.data) == 2 * engine.chunk_len  # the chunk made before the failure
+    with pytest.raises(StreamAborted):
+        response.get_data()
     engine.fail_after = None
     assert client.post("/tts", json={"text": "again"}).status_code == 200
+
+
+@pytest.mark.parametrize("route", ["/tts_stream", "/tts"])
+def test_synthesis_error_before_audio_is_a_500_with_json(client, engine, route):
+    engine.fail_after = 0
+    response = client.post(route, json={"text": "Hello.", "format": "pcm"})
+    assert response.status_code == 500
+    assert response.json["error"] == "synthesis_failed"
+
+
+def test_no_audio_at_all_is_never_an_empty_200(client, engine):
+    engine.n_chunks = 0
+    response = client.post("/tts_stream", json={"text": "Hello.", "format": "pcm"})
+    assert response.status_code == 500 and response.json["error"] == "synthesis_failed"
 
 
 def test_long_text_is_split_into_sentences_streamed_in_order(client, engine):

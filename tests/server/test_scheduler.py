@@ -10,7 +10,7 @@ import pytest
 
 from tests.fakes import FakeEngine
 from voxline.engines.base import SynthesisParams, Utterance
-from voxline.scheduler import QueueFull, Scheduler, SynthesisError
+from voxline.scheduler import Cancelled, QueueFull, Scheduler, SynthesisError
 
 
 def utterances(engine, n=1):
@@ -23,8 +23,9 @@ def drain_in_thread(handle):
 
     def run():
         try:
-            out["chunks"] = list(handle.chunks())
-        except SynthesisError as exc:
+            for chunk in handle.chunks():
+                out["chunks"].append(chunk)
+        except (SynthesisError, Cancelled) as exc:
             out["error"] = exc
 
     thread = threading.Thread(target=run)
@@ -45,6 +46,7 @@ def test_client_gone_wakes_a_reader_blocked_on_the_next_chunk():
     thread.join(5)
     assert not thread.is_alive()  # never left hanging
     assert len(out["chunks"]) <= 2
+    assert isinstance(out["error"], Cancelled)  # never a clean, silently short end
     engine.permits = None
     assert scheduler.active == 0
 
@@ -87,3 +89,38 @@ def test_exclusive_tasks_run_on_the_loop_between_steps():
     assert seen == ["voxline-scheduler"]
     with pytest.raises(ZeroDivisionError):
         scheduler.run("boom", lambda: 1 / 0)
+
+
+def test_retry_after_is_within_2x_of_the_real_wait(make_app):
+    """20 arrivals at a full server: the 503s' Retry-After estimates the wait the admitted
+    requests really had (queue position x measured time per request)."""
+    engine = FakeEngine(n_chunks=10)
+    engine.delay_s = 0.1  # 1 s per request alone
+    app = make_app(engine, max_active=2, max_queue=2)
+    speak = {"text": "Hello.", "format": "pcm", "cache": False}
+    for _ in range(2):  # history: the measured time per request
+        assert app.test_client().post("/tts", json=speak).status_code == 200
+    results: list = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        started = time.monotonic()
+        response = app.test_client().post("/tts_stream", json=speak)
+        first_audio = time.monotonic() - started
+        body = response.get_data() if response.status_code == 200 else b""
+        with lock:
+            results.append((response.status_code, first_audio,
+                            response.headers.get("Retry-After"), len(body)))
+
+    threads = [threading.Thread(target=call) for _ in range(20)]
+    for t in threads:
+        t.start()
+        time.sleep(0.005)
+    for t in threads:
+        t.join(30)
+    served = [r for r in results if r[0] == 200]
+    refused = [r for r in results if r[0] == 503]
+    assert len(served) == 4 and len(refused) == 16
+    waited = max(first for _, first, _, _ in served)  # the last one admitted
+    for _, _, retry_after, _ in refused:
+        assert waited / 2 <= int(retry_after) <= 2 * waited, (retry_after, waited)

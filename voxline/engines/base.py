@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -98,6 +99,8 @@ class Engine(ABC):
     name: str = "engine"
     sample_rate: int = 24000
     languages: tuple[str, ...] = ("en",)
+    # Languages the model has but cannot serve here (e.g. a missing front-end package): reason.
+    unavailable_languages: Mapping[str, str] = MappingProxyType({})
     device: str = "cpu"
     can_clone: bool = False
 
@@ -117,6 +120,10 @@ class Engine(ABC):
     def sentence_limit(self, language: str) -> int:
         """Longest text, in characters, that one `stream` call takes safely."""
         return 250
+
+    def token_limit(self) -> int | None:
+        """The most output tokens one sentence may be forced to (None: not a token model)."""
+        return None
 
     @abstractmethod
     def stream(

@@ -19,6 +19,7 @@ from voxline.engines.base import (
     SynthesisParams,
     Utterance,
 )
+from voxline.engines.languages import probe_languages
 from voxline.engines.xtts_batch import BatchRow, XttsBatch, batch_key, schedule_of
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,9 @@ class XttsEngine(Engine):
         self.deepspeed = want_ds and self._enable_deepspeed(model)
         self.model = model
         self.sample_rate = int(config.model_args.output_sample_rate or 24000)
-        self.languages = tuple(config.languages)
+        # Only languages whose text front end loads (ja, zh-cn, ko need optional packages).
+        support = probe_languages(config.languages, model.tokenizer.encode)
+        self.languages, self.unavailable_languages = support.usable, support.unavailable
         self._model_id = _checkpoint_identity(checkpoint_dir)
         logger.info(
             "XTTS loaded from %s on %s (deepspeed %s, fp16 %s)",
@@ -116,6 +119,11 @@ class XttsEngine(Engine):
 
     def sentence_limit(self, language: str) -> int:
         return int(self.model.tokenizer.char_limits.get(language, 250))
+
+    def token_limit(self) -> int | None:
+        # The GPT's audio position embeddings hold max_mel_tokens positions: forcing that many
+        # tokens works, one more raises IndexError mid-stream (measured on the tiny checkpoint).
+        return int(self.model.gpt.max_mel_tokens)
 
     def builtin_voices(self) -> dict[str, Conditioning]:
         manager = getattr(self.model, "speaker_manager", None)

@@ -15,12 +15,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. `config` may hold `settings` (Settings or a mapping of fields), an
     `engine` instance to serve instead of loading one, and `background` (load in a thread,
     default True)."""
-    from voxline.phrase_cache import PhraseCache
-    from voxline.server import auth, logctx, metrics, voice_admin
+    from voxline.server import logctx, metrics
     from voxline.server.coqui_compat import bp as coqui_bp
     from voxline.server.openai_api import bp as openai_bp
     from voxline.server.routes import bp
     from voxline.server.services import Services
+    from voxline.server.voice_admin import bp as voice_admin_bp
 
     config = dict(config or {})
     settings = config.get("settings")
@@ -32,14 +32,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask("voxline")
     app.json.sort_keys = False
     services = Services(settings, engine=config.get("engine"))
-    app.extensions["voxline"] = services
+    services.init_app(app)
     app.register_blueprint(bp)
     logctx.init_app(app)  # after `bp`, whose first hook assigns g.request_id
-    phrases = PhraseCache(settings.cache_dir / "phrases", int(settings.phrase_cache_mb * 1e6))
-    app.extensions["voxline.phrases"] = phrases
-    metrics.init_app(app, services, phrases)
-    auth.init_app(app, settings.api_keys, settings.admin_keys)
-    voice_admin.init_app(app, settings)
+    metrics.init_app(app, services)
+    app.register_blueprint(voice_admin_bp)
     app.register_blueprint(openai_bp)
     app.register_blueprint(coqui_bp)
     services.start(background=config.get("background", True))

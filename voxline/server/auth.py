@@ -14,8 +14,9 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from flask import Flask, current_app, request
+from flask import request
 
+from voxline.server.context import current
 from voxline.server.errors import ApiError
 
 logger = logging.getLogger(__name__)
@@ -96,23 +97,13 @@ def _matches(digest: bytes, keys: list[bytes]) -> bool:
     return found
 
 
-def init_app(app: Flask, api_keys: Iterable[str], admin_keys: Iterable[str]) -> KeyRing:
-    """Attach the key ring to the app and log what it allows."""
-    ring = KeyRing(api_keys, admin_keys)
-    app.extensions["voxline.auth"] = ring
-    for line in ring.describe():
-        logger.info("auth: %s", line)
-    return ring
-
-
 def require_key(scope: str) -> Callable[[F], F]:
     """Decorate a view so it runs only for a request whose key allows `scope`."""
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
-            ring: KeyRing = current_app.extensions["voxline.auth"]
-            ring.check(scope, request.headers.get("Authorization"))
+            current().keys.check(scope, request.headers.get("Authorization"))
             return view(*args, **kwargs)
 
         return wrapped  # type: ignore[return-value]

@@ -17,17 +17,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from voxline.engines.base import Conditioning
-from voxline.scheduler import QueueFull
 from voxline.server.auth import SYNTHESIS, require_key
-from voxline.server.delivery import plan_request, stream_response
-from voxline.server.errors import ApiError, bad_request
+from voxline.server.body import respond
+from voxline.server.context import current
+from voxline.server.errors import bad_request
 from voxline.server.params import parse_tts_request
+from voxline.server.plan import plan_request
 from voxline.server.services import Services
-from voxline.voices.manage import VoiceManager
-from voxline.voices.upload import UploadError
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("coqui", __name__)
@@ -70,14 +69,17 @@ def conditioning_from_lists(data: Mapping[str, Any], template: Conditioning) -> 
         raise bad_request("invalid_latents",
                           f"speaker_embedding must have {int(np.prod(embedding_shape))} values",
                           param="speaker_embedding")
-    width = template["gpt_cond_latent"].shape[-1]
-    if arrays["gpt_cond_latent"].size % width:
+    # XTTS's conditioning latent always has the model's fixed number of rows (the perceiver
+    # resampler's outputs): any other shape is not a latent this model made.
+    rows, width = template["gpt_cond_latent"].shape[-2:]
+    latent = arrays["gpt_cond_latent"]
+    if latent.shape not in ((rows, width), (1, rows, width)):
         raise bad_request("invalid_latents",
-                          f"gpt_cond_latent must be rows of {width} values",
+                          f"gpt_cond_latent must be {rows} rows of {width} values",
                           param="gpt_cond_latent")
     return {
         "speaker_embedding": arrays["speaker_embedding"].reshape(embedding_shape),
-        "gpt_cond_latent": arrays["gpt_cond_latent"].reshape(1, -1, width),
+        "gpt_cond_latent": latent.reshape(1, rows, width),
     }
 
 
@@ -92,7 +94,7 @@ def conditioning_to_lists(voice: Conditioning) -> dict[str, list]:
 
 def coqui_tts_stream(data: Mapping[str, Any]):
     """POST /tts_stream with latents: raw s16le at the engine's rate (24 kHz), or WAV."""
-    svc: Services = current_app.extensions["voxline"]
+    svc = current()
     svc.require_ready()
     voice = conditioning_from_lists(data, latent_template(svc))
     header = data.get("add_wav_header", True)
@@ -111,7 +113,7 @@ def coqui_tts_stream(data: Mapping[str, Any]):
     req = parse_tts_request(fields, from_query=False, max_chars=svc.settings.max_chars,
                             defaults=svc.defaults)
     plan = plan_request(svc, req, "pcm", voice=(REQUEST_VOICE, voice))
-    return stream_response(svc, plan, route="/tts_stream")
+    return respond(svc, plan, route="/tts_stream")
 
 
 def _chunk_size(value: Any) -> Any:
@@ -124,7 +126,7 @@ def _chunk_size(value: Any) -> Any:
 @bp.get("/studio_speakers")
 @require_key(SYNTHESIS)
 def studio_speakers():
-    svc: Services = current_app.extensions["voxline"]
+    svc = current()
     svc.require_ready()
     latent_template(svc)
     voices = {name: svc.voices.get(name) for name in svc.voices.names()}
@@ -136,7 +138,7 @@ def studio_speakers():
 @require_key(SYNTHESIS)
 def clone_speaker():
     """The latents of an uploaded clip (multipart field `wav_file`); nothing is stored."""
-    svc: Services = current_app.extensions["voxline"]
+    svc = current()
     svc.require_ready()
     latent_template(svc)
     request.max_content_length = int(svc.settings.upload_max_mb * 1e6)
@@ -144,14 +146,8 @@ def clone_speaker():
     if upload is None:
         raise bad_request("missing_clip", "send the clip as multipart field 'wav_file'",
                           param="wav_file")
-    manager: VoiceManager = current_app.extensions["voxline.voice_manager"]
-    try:
-        clips = manager.check_clips([(upload.filename or "wav_file", upload.stream)])
-        conditioning = svc.scheduler.run(
-            g.request_id, lambda: svc.engine.compute_conditioning([c.as_clip(c.filename)
-                                                                   for c in clips]))
-    except UploadError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from exc
-    except QueueFull as exc:
-        raise ApiError(503, "queue_full", str(exc), {"Retry-After": str(exc.retry_after)}) from exc
+    clips = svc.voice_manager.check_clips([(upload.filename or "wav_file", upload.stream)])
+    conditioning = svc.scheduler.run(
+        g.request_id, lambda: svc.engine.compute_conditioning([c.as_clip(c.filename)
+                                                               for c in clips]))
     return jsonify(conditioning_to_lists(conditioning))

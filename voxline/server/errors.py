@@ -1,6 +1,23 @@
-"""Client-facing errors: every one becomes `{"error": code, "message": text}` with a status."""
+"""Client-facing errors, and the one mapping from domain errors to HTTP statuses.
+
+Domain code (scheduler, voices, engines) raises its own exceptions; `to_api_error` turns each
+into an `ApiError` once, and each API family renders that in its own shape (Voxline's
+`{"error": code, "message": text}`, OpenAI's `{"error": {...}}`).
+"""
 
 from __future__ import annotations
+
+import logging
+
+from voxline.scheduler import Cancelled, QueueFull, QueueTimeout, SynthesisError
+from voxline.tape import RenderStalled
+from voxline.voices.upload import UploadError
+
+logger = logging.getLogger(__name__)
+
+# Voice-management codes that are not a plain 400.
+_UPLOAD_STATUS = {"voice_exists": 409, "builtin_voice": 409, "default_voice": 409,
+                  "unknown_voice": 404, "too_large": 413}
 
 
 class ApiError(Exception):
@@ -24,6 +41,10 @@ class ApiError(Exception):
         return {"error": self.code, "message": self.message}
 
 
+class NoAudio(RuntimeError):
+    """A synthesis ended without producing any audio (never sent as an empty 200)."""
+
+
 def bad_request(code: str, message: str, param: str | None = None) -> ApiError:
     return ApiError(400, code, message, param=param)
 
@@ -31,3 +52,21 @@ def bad_request(code: str, message: str, param: str | None = None) -> ApiError:
 def not_ready(state: str) -> ApiError:
     """503 while the model or voices are still loading (or failed to)."""
     return ApiError(503, "not_ready", f"the server is {state}", {"Retry-After": "5"})
+
+
+def to_api_error(exc: BaseException) -> ApiError | None:
+    """The client-facing form of a domain error; None for an unexpected one (a 500)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, QueueFull):  # QueueTimeout included
+        code = "queue_timeout" if isinstance(exc, QueueTimeout) else "queue_full"
+        return ApiError(503, code, str(exc), {"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, Cancelled):
+        return ApiError(499, "client_closed", "client went away while waiting")
+    if isinstance(exc, UploadError):
+        return ApiError(_UPLOAD_STATUS.get(exc.code, 400), exc.code, str(exc))
+    if isinstance(exc, (SynthesisError, NoAudio)):
+        return ApiError(500, "synthesis_failed", "synthesis failed; see the server log")
+    if isinstance(exc, RenderStalled):
+        return ApiError(503, "render_stalled", f"synthesis stalled: {exc}", {"Retry-After": "5"})
+    return None

@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from voxline.phrase_cache import PhraseCache
+from voxline.server.context import current
 
 TTFA_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 RTF_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -26,7 +26,7 @@ bp = Blueprint("metrics", __name__)
 class Metrics:
     """The app's instruments; `observe_stream` wraps a response body to time it."""
 
-    def __init__(self, services, phrases: PhraseCache) -> None:
+    def __init__(self, services) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("voxline_requests", "HTTP requests by route and status",
@@ -46,7 +46,13 @@ class Metrics:
                              ["result"], registry=r)
         for result in ("hit", "shared", "miss", "bypass"):
             self.cache.labels(result)
-        r.register(_LiveCollector(services, phrases))
+        self.stream_failures = Counter(
+            "voxline_stream_failures", "Responses aborted after their audio had started, by "
+            "stage: synthesis, encode, stall (no audio for too long), write_timeout (the client "
+            "took nothing), internal", ["stage"], registry=r)
+        for stage in ("synthesis", "encode", "stall", "write_timeout", "internal"):
+            self.stream_failures.labels(stage)
+        r.register(_LiveCollector(services))
 
     def observe_stream(self, body: Iterator[bytes], route: str, cache: str,
                        started: float) -> Iterator[bytes]:
@@ -69,9 +75,8 @@ class Metrics:
 class _LiveCollector:
     """Reads queue, voices, cache and engine facts at scrape time."""
 
-    def __init__(self, services, phrases: PhraseCache) -> None:
+    def __init__(self, services) -> None:
         self._services = services
-        self._phrases = phrases
 
     def collect(self):
         svc = self._services
@@ -81,7 +86,7 @@ class _LiveCollector:
                                 value=int(bool(svc.scheduler.busy)))
         voices = svc.voices.names() if svc.voices is not None else []
         yield GaugeMetricFamily("voxline_voices", "Voices ready to use", value=len(voices))
-        entries, size = self._phrases.stats()
+        entries, size = svc.phrases.stats()
         yield GaugeMetricFamily("voxline_phrase_cache_entries", "Renders in the phrase cache",
                                 value=entries)
         yield GaugeMetricFamily("voxline_phrase_cache_bytes",
@@ -97,10 +102,9 @@ class _LiveCollector:
         yield info
 
 
-def init_app(app: Flask, services, phrases: PhraseCache) -> Metrics:
-    """Attach the metrics, count every response, and serve /metrics."""
-    metrics = Metrics(services, phrases)
-    app.extensions["voxline.metrics"] = metrics
+def init_app(app: Flask, services) -> Metrics:
+    """Attach the metrics to the services, count every response, and serve /metrics."""
+    metrics = services.metrics = Metrics(services)
 
     @app.before_request
     def _start_clock() -> None:
@@ -118,5 +122,5 @@ def init_app(app: Flask, services, phrases: PhraseCache) -> Metrics:
 
 @bp.get("/metrics")
 def scrape() -> Response:
-    metrics: Metrics = current_app.extensions["voxline.metrics"]
-    return Response(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(current().metrics.registry),
+                    content_type=CONTENT_TYPE_LATEST)

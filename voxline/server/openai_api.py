@@ -12,13 +12,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from voxline.server.auth import SYNTHESIS, require_key
-from voxline.server.delivery import plan_request, stream_response
-from voxline.server.errors import ApiError, bad_request
+from voxline.server.body import respond
+from voxline.server.context import current
+from voxline.server.errors import ApiError, bad_request, to_api_error
+from voxline.server.jsonbody import read_json_object
 from voxline.server.params import KNOWN_FIELDS, TtsRequest, parse_tts_request
+from voxline.server.plan import plan_request
 from voxline.server.services import Services
 
 logger = logging.getLogger(__name__)
@@ -99,12 +102,8 @@ def to_tts_request(body: Mapping[str, Any], services: Services) -> TtsRequest:
         raise
 
 
-def _services() -> Services:
-    return current_app.extensions["voxline"]
-
-
 def _ready_services() -> Services:
-    svc = _services()
+    svc = current()
     svc.require_ready()
     return svc
 
@@ -112,15 +111,15 @@ def _ready_services() -> Services:
 @bp.post("/speech")
 @require_key(SYNTHESIS)
 def speech():
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
+    if not request.is_json:
         raise bad_request("invalid_json", "send a JSON object with Content-Type: "
                                           "application/json")
+    body = read_json_object(request)
     svc = _ready_services()
     if body.get("instructions"):
         logger.info("instructions are not supported by this engine; ignored")
     req = to_tts_request(body, svc)
-    return stream_response(svc, plan_request(svc, req, "mp3"), route="/v1/audio/speech")
+    return respond(svc, plan_request(svc, req, "mp3"), route="/v1/audio/speech")
 
 
 @bp.get("/voices")
@@ -153,13 +152,6 @@ def openai_error(status: int, code: str, message: str, param: str | None = None)
                               "code": code}}), status
 
 
-@bp.errorhandler(ApiError)
-def _api_error(exc: ApiError):
-    logger.info("%s %s: %s", exc.status, exc.code, exc.message)
-    body, status = openai_error(exc.status, exc.code, exc.message, exc.param)
-    return body, status, exc.headers
-
-
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
     code = (exc.name or "error").lower().replace(" ", "_")
@@ -167,6 +159,12 @@ def _http_error(exc: HTTPException):
 
 
 @bp.errorhandler(Exception)
-def _internal_error(exc: Exception):
-    logger.exception("unhandled error")
-    return openai_error(500, "internal_error", "internal server error")
+def _any_error(exc: Exception):
+    """OpenAI's error shape for every failure of these routes."""
+    error = to_api_error(exc)
+    if error is None:
+        logger.exception("unhandled error")
+        return openai_error(500, "internal_error", "internal server error")
+    logger.info("%s %s: %s", error.status, error.code, error.message)
+    body, status = openai_error(error.status, error.code, error.message, error.param)
+    return body, status, error.headers

@@ -1,31 +1,33 @@
-"""HTTP routes: JSON in, audio out, JSON errors."""
+"""Voxline's own HTTP routes: JSON in, audio out, `{"error", "message"}` errors.
+
+Each synthesis route only parses its request; `plan_request` then `respond` do the rest (see
+voxline/server/plan.py, render.py, body.py).
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import uuid
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from voxline.audio import encode_whole
-from voxline.server.auth import SYNTHESIS, require_key
+from voxline.server.auth import ADMIN, SYNTHESIS, require_key
+from voxline.server.body import respond
+from voxline.server.context import current
 from voxline.server.coqui_compat import coqui_tts_stream, is_coqui_request
-from voxline.server.delivery import plan_request, stream_response
-from voxline.server.errors import ApiError, bad_request, not_ready
+from voxline.server.errors import ApiError, bad_request, not_ready, to_api_error
+from voxline.server.jsonbody import read_json_object
 from voxline.server.params import parse_tts_request
-from voxline.server.services import Services
-from voxline.server.streaming import client_gone_probe, start_job
+from voxline.server.plan import plan_request, resolve_voice
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("voxline", __name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-def services() -> Services:
-    return current_app.extensions["voxline"]
 
 
 @bp.before_app_request
@@ -40,12 +42,6 @@ def echo_request_id(response: Response) -> Response:
     return response
 
 
-@bp.app_errorhandler(ApiError)
-def api_error(exc: ApiError):
-    logger.info("%s %s: %s", exc.status, exc.code, exc.message)
-    return jsonify(exc.body()), exc.status, exc.headers
-
-
 @bp.app_errorhandler(HTTPException)
 def http_error(exc: HTTPException):
     code = (exc.name or "error").lower().replace(" ", "_")
@@ -53,9 +49,23 @@ def http_error(exc: HTTPException):
 
 
 @bp.app_errorhandler(Exception)
-def internal_error(exc: Exception):
-    logger.exception("unhandled error")
-    return jsonify({"error": "internal_error", "message": "internal server error"}), 500
+def any_error(exc: Exception):
+    """Voxline's error shape for every route outside other API families."""
+    error = to_api_error(exc)
+    if error is None:
+        logger.exception("unhandled error")
+        error = ApiError(500, "internal_error", "internal server error")
+    else:
+        logger.info("%s %s: %s", error.status, error.code, error.message)
+    return jsonify(error.body()), error.status, error.headers
+
+
+def read_json() -> dict[str, Any]:
+    """The request's JSON object body, checked as hostile input (any route may use it)."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type",
+                       "send a JSON body with Content-Type: application/json")
+    return read_json_object(request)
 
 
 def _request_data(allow_query: bool) -> tuple[dict, bool]:
@@ -63,13 +73,7 @@ def _request_data(allow_query: bool) -> tuple[dict, bool]:
         if not allow_query:
             raise ApiError(405, "method_not_allowed", "use POST with a JSON body")
         return _strict_query(request.environ.get("QUERY_STRING", "")), True
-    if not request.is_json:
-        raise ApiError(415, "unsupported_media_type", "send a JSON body with "
-                                                      "Content-Type: application/json")
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise bad_request("invalid_json", "the body must be a JSON object")
-    return data, False
+    return read_json(), False
 
 
 def _strict_query(raw: str) -> dict[str, str]:
@@ -84,20 +88,10 @@ def _strict_query(raw: str) -> dict[str, str]:
     return data
 
 
-def _parse(allow_query: bool):
-    data, from_query = _request_data(allow_query)
-    svc = services()
+def _voxline_request(data: Mapping[str, Any], from_query: bool):
+    svc = current()
     return parse_tts_request(data, from_query=from_query, max_chars=svc.settings.max_chars,
                              defaults=svc.defaults)
-
-
-def _audio_headers(job) -> dict[str, str]:
-    return {
-        "X-Sample-Rate": str(job.spec.sample_rate),
-        "X-Voxline-Voice": job.voice_name,
-        "X-Voxline-Engine": services().engine_name,
-        "Cache-Control": "no-cache",
-    }
 
 
 @bp.route("/tts_stream", methods=["GET", "POST"])
@@ -106,32 +100,22 @@ def tts_stream():
     data, from_query = _request_data(allow_query=True)
     if not from_query and is_coqui_request(data):
         return coqui_tts_stream(data)
-    svc = services()
-    req = parse_tts_request(data, from_query=from_query, max_chars=svc.settings.max_chars,
-                            defaults=svc.defaults)
-    return stream_response(svc, plan_request(svc, req, "l16"), route="/tts_stream")
+    req = _voxline_request(data, from_query)
+    return respond(current(), plan_request(current(), req, "l16"), route="/tts_stream")
 
 
 @bp.route("/tts", methods=["POST"])
 @require_key(SYNTHESIS)
 def tts():
-    req = _parse(allow_query=False)
-    svc = services()
-    job = start_job(svc, req, g.request_id, client_gone_probe(request.environ), "wav")
-    try:
-        audio = encode_whole(job.spec, svc.engine.sample_rate, job.chunks, level=svc.level)
-    except Exception as exc:
-        logger.exception("synthesis failed")
-        raise ApiError(500, "synthesis_failed", "synthesis failed; see the server log") from exc
-    finally:
-        job.close()
-    return Response(audio, headers=_audio_headers(job), content_type=job.spec.content_type)
+    req = _voxline_request(*_request_data(allow_query=False))
+    plan = plan_request(current(), req, "wav", whole=True)
+    return respond(current(), plan, route="/tts")
 
 
 @bp.get("/speakers")
 @require_key(SYNTHESIS)
 def speakers():
-    svc = services()
+    svc = current()
     if svc.voices is None:
         raise not_ready(svc.state)
     return jsonify({"speakers": svc.voices.names(), "default": svc.voices.default,
@@ -140,21 +124,38 @@ def speakers():
 
 @bp.get("/languages")
 def languages():
-    svc = services()
+    svc = current()
     if svc.engine is None:
         raise not_ready(svc.state)
-    return jsonify({"languages": list(svc.engine.languages)})
+    unavailable = dict(svc.engine.unavailable_languages)
+    return jsonify({"languages": list(svc.engine.languages), "unavailable": unavailable})
 
 
 @bp.get("/health")
 def health():
-    return jsonify(services().health())
+    return jsonify(current().health())
 
 
 @bp.get("/ready")
 def ready():
-    svc = services()
+    svc = current()
     if not svc.ready or svc.draining:
         status = "draining" if svc.draining else svc.state
         return jsonify({"ready": False, "status": status, "error": svc.error}), 503
     return jsonify({"ready": True, "engine": svc.engine_name})
+
+
+@bp.delete("/v1/cache")
+@require_key(ADMIN)
+def purge_cache():
+    """Drop cached renders: all of them, or one voice's (`?voice=NAME`)."""
+    svc = current()
+    svc.require_ready()
+    voice = request.args.get("voice")
+    group = None
+    if voice is not None:
+        name, _ = resolve_voice(svc, voice)
+        group = svc.voices.digest(name)
+    dropped = svc.phrases.drop_group(group) if group or voice is None else 0
+    logger.info("phrase cache purged (%s): %d renders", voice or "all voices", dropped)
+    return jsonify({"purged": dropped, "voice": voice})

@@ -1,19 +1,28 @@
-"""What the routes need at run time: engine, voices, scheduler, and the startup state."""
+"""What the routes need at run time: engine, voices, scheduler, caches, metrics, and the
+startup state, in one typed object the factory makes (`context.current()` finds it)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from voxline.audio import LevelPolicy, parse_level_policy
 from voxline.engines.base import Engine, EngineError, SynthesisParams
 from voxline.engines.select import choose_engine, load_engine
 from voxline.engines.xtts_weights import describe_weights, preflight
+from voxline.phrase_cache import PhraseCache
 from voxline.scheduler import Scheduler
+from voxline.server.auth import KeyRing
+from voxline.server.context import KEY
 from voxline.server.errors import not_ready
 from voxline.settings import Settings
 from voxline.voices.bank import VoiceBank
+from voxline.voices.manage import VoiceManager
+
+if TYPE_CHECKING:
+    from voxline.server.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +35,16 @@ class Services:
         self.level: LevelPolicy = parse_level_policy(settings.level)
         self.scheduler = Scheduler(
             settings.max_queue, settings.queue_timeout_s, settings.max_active,
-            settings.max_batch, settings.batch_window_ms / 1000,
+            settings.max_batch, settings.batch_window_ms / 1000, settings.max_ahead_s,
         )
+        self.phrases = PhraseCache(settings.cache_dir / "phrases",
+                                   int(settings.phrase_cache_mb * 1e6))
+        self.voice_manager = VoiceManager(settings.speakers_dir, settings.cache_dir / "uploads",
+                                          settings.upload_max_seconds)
+        self.keys = KeyRing(settings.api_keys, settings.admin_keys)
+        self.metrics: Metrics | None = None  # attached by the factory
+        for line in self.keys.describe():
+            logger.info("auth: %s", line)
         self.defaults = SynthesisParams()
         self.engine = engine
         self.voices: VoiceBank | None = None
@@ -48,6 +65,9 @@ class Services:
             if self.engine_name == "xtts":
                 preflight(weights)
         logger.info("engine: %s (%s)", self.engine_name, self.engine_reason)
+
+    def init_app(self, app) -> None:
+        app.extensions[KEY] = self
 
     @property
     def ready(self) -> bool:
@@ -126,6 +146,7 @@ class Services:
             **{k: v for k, v in engine_info.items() if k != "engine"},
             "voices_loaded": len(voices.names()) if voices else 0,
             "voices_failed": voices.report.failed if voices else {},
+            "voices_skipped": voices.report.skipped if voices else {},
             "voices_cached": len(voices.report.cached) if voices else 0,
             "voices_computed": len(voices.report.computed) if voices else 0,
             "default_voice": voices.default if voices else None,

@@ -1,22 +1,19 @@
 """Voice management for admins: /v1/voices (create from clips, list, show, delete).
 
-The work happens in `voxline.voices.manage.VoiceManager`; these routes check the admin key,
-read the multipart upload and map its errors to HTTP.
+The work happens in `voxline.voices.manage.VoiceManager`; these routes check the admin key
+and read the multipart upload (its errors map to HTTP in `errors.to_api_error`).
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from voxline.phrase_cache import PhraseCache
-from voxline.scheduler import QueueFull
 from voxline.server.auth import ADMIN, require_key
-from voxline.server.errors import ApiError
+from voxline.server.context import current
 from voxline.server.services import Services
-from voxline.settings import Settings
 from voxline.voices.manage import VoiceManager
 from voxline.voices.upload import UploadError
 
@@ -24,24 +21,10 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("voice_admin", __name__, url_prefix="/v1/voices")
 
 
-def init_app(app: Flask, settings: Settings) -> VoiceManager:
-    manager = VoiceManager(settings.speakers_dir, settings.cache_dir / "uploads",
-                           settings.upload_max_seconds)
-    app.extensions["voxline.voice_manager"] = manager
-    app.register_blueprint(bp)
-    return manager
-
-
 def _context() -> tuple[Services, VoiceManager]:
-    svc: Services = current_app.extensions["voxline"]
+    svc = current()
     svc.require_ready()
-    return svc, current_app.extensions["voxline.voice_manager"]
-
-
-@bp.errorhandler(UploadError)
-def _upload_error(exc: UploadError):
-    logger.info("%s %s: %s", exc.status, exc.code, exc.message)
-    return jsonify({"error": exc.code, "message": exc.message}), exc.status
+    return svc, svc.voice_manager
 
 
 @bp.post("")
@@ -49,7 +32,7 @@ def _upload_error(exc: UploadError):
 def create():
     svc, manager = _context()
     limit = int(svc.settings.upload_max_mb * 1e6)
-    too_large = UploadError(413, "too_large",
+    too_large = UploadError("too_large",
                             f"the upload is larger than {svc.settings.upload_max_mb:g} MB")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
@@ -63,10 +46,7 @@ def create():
     def compute(clips):
         return svc.scheduler.run(g.request_id, lambda: svc.engine.compute_conditioning(clips))
 
-    try:
-        result = manager.create(svc.voices, name, uploads, compute)
-    except QueueFull as exc:
-        raise ApiError(503, "queue_full", str(exc), {"Retry-After": str(exc.retry_after)}) from exc
+    result = manager.create(svc.voices, name, uploads, compute)
     logger.info("voice %s created from %d clip(s) in %.2f s", name, len(uploads),
                 result["ready_s"])
     return jsonify(result), 201
@@ -92,7 +72,6 @@ def show(name: str):
 def delete(name: str):
     svc, manager = _context()
     digest = manager.delete(svc.voices, name)
-    phrases: PhraseCache = current_app.extensions["voxline.phrases"]
-    dropped = phrases.drop_group(digest) if digest else 0
+    dropped = svc.phrases.drop_group(digest) if digest else 0
     logger.info("voice %s deleted (%d cached renders dropped)", name, dropped)
     return jsonify({"deleted": name, "cached_renders_dropped": dropped})

@@ -21,6 +21,8 @@ class LoadReport:
     computed: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    # Folder voices an engine that cannot clone leaves aside: expected, not a failure.
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 class VoiceExists(KeyError):
@@ -55,7 +57,7 @@ class VoiceBank:
         voices = dict(builtin)
         for name, paths in discover(self.speakers_dir).items():
             if not self.engine.can_clone:
-                report.failed[name] = f"the {self.engine.name} engine cannot clone voices"
+                report.skipped[name] = f"the {self.engine.name} engine cannot clone voices"
                 continue
             try:
                 voices[name] = self._conditioning(name, paths, report)

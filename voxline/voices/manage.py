@@ -33,12 +33,12 @@ Compute = Callable[[list[Clip]], Conditioning]
 def check_name(name: str, speakers_dir: Path) -> None:
     """A voice name users may create: the safe pattern, and a path inside the speakers folder."""
     if not name or len(name) > 64 or not is_safe_name(name):
-        raise UploadError(400, "bad_name",
+        raise UploadError("bad_name",
                           "name must be 1-64 letters, digits, '_', '.' or '-', not starting with "
                           "'.' and without '..'")
     root = speakers_dir.resolve()
     if (root / name).resolve().parent != root:
-        raise UploadError(400, "bad_name", "name must not leave the speakers folder")
+        raise UploadError("bad_name", "name must not leave the speakers folder")
 
 
 class VoiceManager:
@@ -59,10 +59,10 @@ class VoiceManager:
         started = time.perf_counter()
         check_name(name, self.speakers_dir)
         if not bank.engine.can_clone:
-            raise UploadError(400, "cannot_clone",
+            raise UploadError("cannot_clone",
                               f"the {bank.engine.name} engine cannot clone voices")
         if self.exists(bank, name):
-            raise UploadError(409, "voice_exists", f"voice {name!r} exists; delete it first")
+            raise UploadError("voice_exists", f"voice {name!r} exists; delete it first")
         clips = self.check_clips(uploads)
         self.speakers_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".upload-{name}-", dir=self.speakers_dir))
@@ -76,7 +76,7 @@ class VoiceManager:
             key = bank.cache_key(paths)  # the same bytes after the rename
             with self._lock:
                 if self.exists(bank, name):
-                    raise UploadError(409, "voice_exists", f"voice {name!r} exists")
+                    raise UploadError("voice_exists", f"voice {name!r} exists")
                 os.rename(staging, self.speakers_dir / name)
                 staging = None
                 bank.add(name, conditioning)
@@ -99,18 +99,18 @@ class VoiceManager:
     def delete(self, bank: VoiceBank, name: str) -> str:
         """Delete a folder voice: files, latent cache entry, bank; return its latents digest."""
         if bank.is_builtin(name):
-            raise UploadError(409, "builtin_voice",
+            raise UploadError("builtin_voice",
                               f"{name!r} comes with the model and cannot be deleted")
         with self._lock:
             if name == bank.default:
-                raise UploadError(409, "default_voice",
+                raise UploadError("default_voice",
                                   f"{name!r} is the default voice; set VOXLINE_DEFAULT_VOICE to "
                                   "another voice first")
             # Only a name listed in the folder touches files: no path is built from user text.
             paths = discover(self.speakers_dir).get(name, [])
             digest = bank.digest(name)
             if bank.remove(name) is None and not paths:
-                raise UploadError(404, "unknown_voice", f"voice {name!r} not found")
+                raise UploadError("unknown_voice", f"voice {name!r} not found")
             if paths:
                 bank.cache.remove(bank.cache_key(paths))
             for path in paths:
@@ -123,7 +123,7 @@ class VoiceManager:
         """What is known of a voice: kind, clips on disk, whether it is the default."""
         paths = discover(self.speakers_dir).get(name, [])
         if bank.get(name) is None and not paths:
-            raise UploadError(404, "unknown_voice", f"voice {name!r} not found")
+            raise UploadError("unknown_voice", f"voice {name!r} not found")
         failed = bank.report.failed.get(name)
         return {
             "name": name,
@@ -137,9 +137,9 @@ class VoiceManager:
     def check_clips(self, uploads: list[tuple[str, BinaryIO]]) -> list[CheckedClip]:
         """Decode, check and normalise uploaded clips (in a private folder, always removed)."""
         if not uploads:
-            raise UploadError(400, "missing_clip", "send one or more audio files")
+            raise UploadError("missing_clip", "send one or more audio files")
         if len(uploads) > MAX_CLIPS:
-            raise UploadError(400, "too_many_clips", f"at most {MAX_CLIPS} clips per voice")
+            raise UploadError("too_many_clips", f"at most {MAX_CLIPS} clips per voice")
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="upload-", dir=self.scratch_dir) as tmp:
             clips = []

@@ -1,7 +1,7 @@
 """Uploaded reference clips: decode any format with ffmpeg, check them, normalise them.
 
-Every check raises UploadError with an HTTP status, a stable code and a message naming the
-file, so the admin API can answer with a clear 4xx. Heavy clipping is only a warning: such a
+Every check raises UploadError with a stable code and a message naming the file; the admin
+API maps the code to a clear 4xx. Heavy clipping is only a warning: such a
 clip still clones a voice, just a harsher one.
 """
 
@@ -30,11 +30,10 @@ DECODE_TIMEOUT_S = 60.0
 
 
 class UploadError(ValueError):
-    """A clip or request that cannot make a voice; `status` and `code` go to the client."""
+    """A clip or request that cannot make a voice; `code` and the message go to the client."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
-        self.status = status
         self.code = code
         self.message = message
 
@@ -68,10 +67,10 @@ def decode(path: Path, filename: str, max_seconds: float) -> np.ndarray:
     try:
         proc = subprocess.run(command, capture_output=True, timeout=DECODE_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise UploadError(400, "not_audio", f"{filename}: decoding took too long") from exc
+        raise UploadError("not_audio", f"{filename}: decoding took too long") from exc
     samples = np.frombuffer(proc.stdout, dtype="<f4")
     if proc.returncode != 0 or samples.size == 0:
-        raise UploadError(400, "not_audio",
+        raise UploadError("not_audio",
                           f"{filename}: not an audio file ffmpeg can decode (wav, mp3, ogg, "
                           "flac, m4a, ...)")
     return np.nan_to_num(samples.astype(np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
@@ -99,13 +98,13 @@ def check(filename: str, samples: np.ndarray, max_seconds: float) -> CheckedClip
     """Measure one decoded clip and normalise it; raise UploadError if too long or silent."""
     seconds = len(samples) / STORE_RATE
     if seconds > max_seconds:
-        raise UploadError(400, "too_long",
+        raise UploadError("too_long",
                           f"{filename}: longer than {max_seconds:g} s (XTTS uses at most the first "
                           "30 s of each clip; trim it)")
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     active = active_frames(frame_levels_db(samples))
     if peak < SILENT_PEAK or not active.any():
-        raise UploadError(400, "silent", f"{filename}: silent (peak below -60 dBFS)")
+        raise UploadError("silent", f"{filename}: silent (peak below -60 dBFS)")
     clipped = float(np.mean(np.abs(samples) >= CLIP_LEVEL))
     clip = CheckedClip(filename, normalise(samples), seconds, float(active.sum()) * FRAME_S,
                        clipped)
@@ -121,7 +120,7 @@ def check_voice(clips: list[CheckedClip]) -> None:
     """A voice needs MIN_SPEECH_S of sound across its clips."""
     speech = sum(c.speech_seconds for c in clips)
     if speech < MIN_SPEECH_S:
-        raise UploadError(400, "too_short",
+        raise UploadError("too_short",
                           f"{speech:.1f} s of speech; a voice needs at least {MIN_SPEECH_S:g} s "
                           "(10-30 s clones best)")
 
