@@ -14,10 +14,21 @@ preload_app = False
 # A long stream is one request: the worker timeout only has to cover a stuck worker, and
 # gthread workers heartbeat from their main loop, so streams of any length can finish.
 timeout = int(os.environ.get("VOXLINE_WORKER_TIMEOUT", "120"))
+# On SIGTERM: /ready answers 503 at once, new requests are still served for
+# VOXLINE_DRAIN_DELAY_S (the load balancer's health checks notice meanwhile), then the worker
+# stops accepting and its requests in flight finish; all of it within graceful_timeout.
 graceful_timeout = int(os.environ.get("VOXLINE_GRACEFUL_TIMEOUT", "30"))
+drain_delay_s = float(os.environ.get("VOXLINE_DRAIN_DELAY_S", "2"))
 keepalive = 5
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("VOXLINE_LOG_LEVEL", "info")
 # %(M)s is the request time in milliseconds.
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
+
+
+def post_worker_init(worker):
+    """Drain on SIGTERM instead of closing the listener at once (voxline.server.drain)."""
+    from voxline.server.drain import install
+
+    install(worker, min(drain_delay_s, graceful_timeout / 2))

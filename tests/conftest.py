@@ -88,7 +88,9 @@ class ServerProcess:
         self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env, "VOXLINE_BIND": f"127.0.0.1:{self.port}"}
+        # No load balancer in front: no drain delay on SIGTERM (tests/cluster sets its own).
+        self.env = {"VOXLINE_DRAIN_DELAY_S": "0", **os.environ, **env,
+                    "VOXLINE_BIND": f"127.0.0.1:{self.port}"}
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 

@@ -5,6 +5,11 @@ as it is. Files live under `folder/GROUP/KEY.bin`, GROUP being the voice's laten
 deleted voice takes its renders with it. Writes are atomic (temp file + rename); a failed write
 only warns, a vanished or unreadable file is a miss.
 
+Several processes (replicas on one host) may share the folder: files are only ever replaced
+whole, file times are the shared LRU order (a hit touches its file), and each process rescans
+the folder now and then (`RESCAN_S`), so it sees the others' renders and evicts by what is
+really on disk. A temp file is removed only once it is too old to be another writer's.
+
 Identical requests arriving while one is being synthesised share it (single flight): the first
 creates the render's `Tape`, every one of them reads that tape at its own pace.
 """
@@ -18,6 +23,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1  # bump when the bytes of a render change for the same facts
 _SUFFIX = ".bin"
+RESCAN_S = 30.0  # how stale this process's view of a shared folder may get
+_STALE_TMP_S = 600.0  # a temp file older than this is a crashed writer's, not a live one's
 
 
 def phrase_key(**facts: object) -> str:
@@ -57,6 +65,7 @@ class PhraseCache:
         self._index: OrderedDict[str, tuple[str, int]] = OrderedDict()  # key -> (group, size)
         self._bytes = 0
         self._flights: dict[str, Tape] = {}
+        self._scanned = time.monotonic()
         if self.enabled:
             self._scan()
 
@@ -123,6 +132,8 @@ class PhraseCache:
             evicted = self._evict_locked()
         for old_key, old_group in evicted:
             self._path(old_key, old_group).unlink(missing_ok=True)
+        if time.monotonic() - self._scanned > RESCAN_S:
+            self._scan()
 
     def drop_group(self, group: str | None = None) -> int:
         """Remove every render of a group (a voice's digest), or all; return how many."""
@@ -154,26 +165,43 @@ class PhraseCache:
 
     def _scan(self) -> None:
         """Rebuild the index from the files, oldest use first; drop leftovers of crashes."""
-        if not self.folder.is_dir():
-            return
-        found = []
-        for group in self.folder.iterdir():
-            if not group.is_dir():
-                continue
-            for path in group.iterdir():
-                if path.name.endswith(".tmp"):
-                    path.unlink(missing_ok=True)
-                elif path.suffix == _SUFFIX:
-                    stat = path.stat()
-                    found.append((stat.st_mtime, path.stem, group.name, stat.st_size))
-        for _, key, group, size in sorted(found):
-            self._index[key] = (group, size)
-            self._bytes += size
-        for key, group in self._evict_locked():
+        self._scanned = time.monotonic()
+        found = sorted(self._files())
+        with self._lock:
+            self._index.clear()
+            self._bytes = 0
+            for _, key, group, size in found:
+                self._index[key] = (group, size)
+                self._bytes += size
+            evicted = self._evict_locked()
+        for key, group in evicted:
             self._path(key, group).unlink(missing_ok=True)
         logger.info("phrase cache: %d renders, %.1f MB of %.0f MB", len(self._index),
                     self._bytes / 1e6, self.max_bytes / 1e6)
 
+    def _files(self) -> list[tuple[float, str, str, int]]:
+        """(mtime, key, group, size) of every render on disk; removes stale temp files."""
+        found = []
+        stale = time.time() - _STALE_TMP_S
+        for group in self._listdir(self.folder):
+            for path in self._listdir(group):
+                try:
+                    stat = path.stat()
+                except OSError:
+                    continue  # removed meanwhile by another process
+                if path.name.endswith(".tmp"):
+                    if stat.st_mtime < stale:
+                        path.unlink(missing_ok=True)
+                elif path.suffix == _SUFFIX:
+                    found.append((stat.st_mtime, path.stem, group.name, stat.st_size))
+        return found
+
+    @staticmethod
+    def _listdir(folder: Path) -> list[Path]:
+        try:
+            return list(folder.iterdir())
+        except OSError:  # absent, not a folder, or removed meanwhile (a deleted voice)
+            return []
 
 # Speech runs at roughly 10-20 characters per second; XTTS can stop early (a clipped word)
 # or babble on (random weights, a runaway end token). Such renders must not be replayed.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from voxline.audio.levels import parse_level_policy
 _ENGINES = ("auto", "xtts", "piper", "tone")
 _TRISTATE = ("auto", "on", "off")
 _DEVICES = ("auto", "cpu", "cuda")
+_CUDA_INDEX = re.compile(r"^cuda:\d+$")  # one replica pinned to one GPU
 MIN_KEY_LENGTH = 8
 
 
@@ -108,7 +110,8 @@ class Settings:
     def validate(self) -> None:
         """Reject values outside their allowed sets or ranges."""
         _choice("engine", self.engine, _ENGINES)
-        _choice("device", self.device, _DEVICES)
+        if not _CUDA_INDEX.match(self.device):
+            _choice("device", self.device, _DEVICES + ("cuda:N",))
         _choice("deepspeed", self.deepspeed, _TRISTATE)
         if self.max_chars < 1:
             raise SettingsError("VOXLINE_MAX_CHARS must be at least 1")

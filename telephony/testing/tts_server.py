@@ -31,6 +31,7 @@ class TtsServer:
             "VOXLINE_ENGINE": engine,
             "VOXLINE_BIND": f"127.0.0.1:{self.port}",
             "VOXLINE_CACHE_DIR": str(log.parent / "server-cache"),
+            "VOXLINE_DRAIN_DELAY_S": "0",  # no load balancer to wait for: stop at once
         }
         gunicorn = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
         self.log = log.open("ab")

@@ -8,12 +8,19 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Iterator
 
+from .log import get_logger
+
 if TYPE_CHECKING:
     import http.client
 
+# Failures before any audio byte after which the next server is tried: refused or lost
+# connection, no answer within the first-byte timeout, a full queue. Never after audio started.
+FAILOVER_REASONS = ("unreachable", "timeout", "http_503")
 ULAW_TYPES = ("audio/pcmu", "audio/basic", "audio/x-mulaw", "audio/ulaw", "audio/mulaw")
 PCM_TYPES = ("audio/pcm", "audio/x-raw", "application/octet-stream")
 _CHUNK = 8192
+
+logger = get_logger(__name__)
 
 
 class TtsError(Exception):
@@ -45,7 +52,12 @@ def build_query(
 
 
 class TtsRequest:
-    """One streaming request; `stream_to` copies the body to a file as it arrives."""
+    """One streaming request to the first server of `url` (comma-separated) that answers.
+
+    A server that refuses, times out before the first byte or answers 503 is skipped for the
+    next; once audio has started, a failure is final (the caller has heard part of it). All
+    tries share one `timeout`.
+    """
 
     def __init__(
         self,
@@ -57,7 +69,7 @@ class TtsRequest:
         accept_types: tuple[str, ...] = ULAW_TYPES,
         cancel: threading.Event | None = None,
     ) -> None:
-        self.url = urllib.parse.urlsplit(url)
+        self.urls = [urllib.parse.urlsplit(u.strip()) for u in url.split(",") if u.strip()]
         self.query = query
         self.connect_timeout = connect_timeout
         self.first_byte_timeout = first_byte_timeout
@@ -76,15 +88,15 @@ class TtsRequest:
             except OSError:
                 pass
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connection(self, url: urllib.parse.SplitResult, left: float) -> http.client.HTTPConnection:
         """Open a connection to the server within the connect timeout."""
         # Imported on first use: a cached prompt never needs it and the AGI script starts
         # per call (http.client and ssl cost ~30 ms of start-up on Python 3.14).
         import http.client
 
-        scheme = self.url.scheme
-        cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-        conn = cls(self.url.hostname or "127.0.0.1", self.url.port, timeout=self.connect_timeout)
+        cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        timeout = max(0.001, min(self.connect_timeout, left))
+        conn = cls(url.hostname or "127.0.0.1", url.port, timeout=timeout)
         try:
             conn.connect()
         except (OSError, http.client.HTTPException) as exc:
@@ -94,14 +106,33 @@ class TtsRequest:
 
     def chunks(self) -> Iterator[bytes]:
         """Yield the body in chunks as it arrives; raises TtsError on any failure."""
+        deadline = time.monotonic() + self.timeout
+        for index, url in enumerate(self.urls):
+            started = False
+            try:
+                for data in self._chunks_from(url, deadline):
+                    started = True
+                    yield data
+                return
+            except TtsError as exc:
+                last = index + 1 == len(self.urls)
+                if started or last or exc.reason not in FAILOVER_REASONS or self.cancel.is_set():
+                    raise
+                logger.warning(
+                    "%s failed before any audio (%s); trying the next server", url.netloc, exc
+                )
+
+    def _chunks_from(self, url: urllib.parse.SplitResult, deadline: float) -> Iterator[bytes]:
+        """The body from one server, chunk by chunk; raises TtsError on any failure."""
         import http.client
 
-        deadline = time.monotonic() + self.timeout
-        conn = self._conn = self._connection()
+        conn = self._conn = self._connection(url, deadline - time.monotonic())
         try:
-            path = (self.url.path.rstrip("/") or "") + "/tts_stream?" + self.query
+            path = (url.path.rstrip("/") or "") + "/tts_stream?" + self.query
             assert conn.sock is not None
-            conn.sock.settimeout(min(self.first_byte_timeout, self.timeout))
+            conn.sock.settimeout(
+                max(0.001, min(self.first_byte_timeout, deadline - time.monotonic()))
+            )
             try:
                 conn.request("GET", path, headers={"Accept": self.accept_types[0]})
                 response = conn.getresponse()
@@ -131,6 +162,8 @@ class TtsRequest:
                         raise Cancelled() from exc
                     raise TtsError("broken_stream", str(exc)) from exc
                 if not data:
+                    if response.length:  # read1 ends quietly when a sized body is cut short
+                        raise TtsError("broken_stream", "the server closed mid-audio")
                     break
                 total += len(data)
                 yield data

@@ -33,8 +33,11 @@ class Settings:
 
     def __post_init__(self) -> None:
         """Reject values that would make a call hang or misbehave."""
-        if not self.url.startswith(("http://", "https://")):
-            raise ConfigError(f"url must start with http:// or https://: {self.url!r}")
+        if not self.urls():
+            raise ConfigError("url is empty")
+        for url in self.urls():
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"url must start with http:// or https://: {url!r}")
         for name in ("connect_timeout", "first_byte_timeout", "timeout", "cache_max_mb"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive")
@@ -42,6 +45,10 @@ class Settings:
             raise ConfigError("max_sentence_chars must be at least 20")
         if set(self.escape_digits) - set("0123456789*#ABCD"):
             raise ConfigError(f"escape_digits may hold only DTMF digits: {self.escape_digits!r}")
+
+    def urls(self) -> list[str]:
+        """`url` as a list: several servers, comma-separated, are tried in order."""
+        return [part.strip() for part in self.url.split(",") if part.strip()]
 
     def merged(self, values: Mapping[str, str]) -> Settings:
         """Return a copy with the given `name: text` values parsed and applied."""

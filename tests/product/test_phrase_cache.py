@@ -189,9 +189,13 @@ def test_vanished_or_leftover_files(tmp_path):
     cache.store("k", "g", b"data")
     (tmp_path / "g" / "k.bin").unlink()
     assert cache.lookup("k").kind == "lead"
-    (tmp_path / "g" / ".crash.tmp").write_bytes(b"half")
+    crashed, writing = tmp_path / "g" / ".crash.tmp", tmp_path / "g" / ".live.tmp"
+    crashed.write_bytes(b"half")
+    writing.write_bytes(b"half")  # another process sharing the folder is writing it now
+    an_hour_ago = time.time() - 3600
+    os.utime(crashed, (an_hour_ago, an_hour_ago))
     PhraseCache(tmp_path, max_bytes=10_000)
-    assert not (tmp_path / "g" / ".crash.tmp").exists()
+    assert not crashed.exists() and writing.exists()
 
 
 def test_oversized_render_is_not_stored(tmp_path):

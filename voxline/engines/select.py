@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
+from collections.abc import MutableMapping
 
 from voxline.engines.base import Engine, EngineError
 from voxline.engines.xtts_weights import WeightsSource, resolve_checkpoint
@@ -27,13 +30,42 @@ def choose_engine(requested: str, weights: WeightsSource) -> tuple[str, str]:
     )
 
 
+def pin_device(requested: str, environ: MutableMapping[str, str]) -> str:
+    """Turn `cuda:N` into `cuda` with only GPU N visible to this process; others unchanged.
+
+    The whole process then sees one GPU (as under a Kubernetes device plugin), so nothing can
+    allocate on another replica's GPU. N counts among the GPUs already visible, as torch does.
+    Must run before CUDA initialises.
+    """
+    if not requested.startswith("cuda:"):
+        return requested
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        raise EngineError(f"VOXLINE_DEVICE={requested}: CUDA started before the device was "
+                          "pinned; set CUDA_VISIBLE_DEVICES instead")
+    index = int(requested.partition(":")[2])
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [part.strip() for part in visible.split(",") if part.strip()]
+        if index >= len(ids):
+            raise EngineError(f"VOXLINE_DEVICE={requested} but CUDA_VISIBLE_DEVICES={visible!r} "
+                              f"lists {len(ids)} GPU(s)")
+        environ["CUDA_VISIBLE_DEVICES"] = ids[index]
+    else:
+        environ["CUDA_VISIBLE_DEVICES"] = str(index)
+    logger.info("VOXLINE_DEVICE=%s: CUDA_VISIBLE_DEVICES=%s", requested,
+                environ["CUDA_VISIBLE_DEVICES"])
+    return "cuda"
+
+
 def load_engine(name: str, settings: Settings) -> Engine:
     """Construct and load the named engine (slow for XTTS)."""
     if name == "xtts":
         from voxline.engines.xtts_engine import XttsEngine
 
         folder = resolve_checkpoint(settings.xtts_dir)
-        return XttsEngine(folder, settings.device, settings.deepspeed, settings.fp16,
+        device = pin_device(settings.device, os.environ)
+        return XttsEngine(folder, device, settings.deepspeed, settings.fp16,
                           settings.chunk_sizes())
     if name == "piper":
         from voxline.engines.piper_engine import PiperEngine

@@ -139,8 +139,9 @@ def health():
 @bp.get("/ready")
 def ready():
     svc = current()
-    if not svc.ready:
-        return jsonify({"ready": False, "status": svc.state, "error": svc.error}), 503
+    if not svc.ready or svc.draining:
+        status = "draining" if svc.draining else svc.state
+        return jsonify({"ready": False, "status": status, "error": svc.error}), 503
     return jsonify({"ready": True, "engine": svc.engine_name})
 
 

@@ -53,6 +53,9 @@ class Services:
         self.started = time.monotonic()
         self.startup_s: float | None = None
         self._ready = threading.Event()
+        # Set on SIGTERM (voxline.server.drain): /ready answers 503 so load balancers stop
+        # routing here, while requests already sent here are still served.
+        self.draining = False
         if engine is not None:
             self.engine_name, self.engine_reason = engine.name, "injected"
         else:
@@ -74,6 +77,11 @@ class Services:
         """Raise the client-facing 503 unless the server is ready to synthesise."""
         if not self.ready:
             raise not_ready(self.state)
+
+    def drain(self) -> None:
+        """Leave the rotation: /ready answers 503 from now on; serving goes on."""
+        self.draining = True
+        logger.info("draining: /ready answers 503 from now on")
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)

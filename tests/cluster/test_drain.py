@@ -1,0 +1,49 @@
+"""SIGTERM to a real gunicorn: /ready says 503 at once, requests still arriving during the drain
+delay are served, the stream in flight finishes whole, then the process exits."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+import requests
+
+from bench.cluster_load import StreamClient
+from voxline.engines.tone import SECONDS_PER_CHAR
+
+pytestmark = pytest.mark.slow
+
+LONG = {"text": "A stream that lasts about three seconds.", "format": "pcm", "cache": False}
+
+
+def test_sigterm_drains_then_exits(spawn_server):
+    server = spawn_server(VOXLINE_ENGINE="tone", VOXLINE_DRAIN_DELAY_S="1.5")
+    first = StreamClient(server.url)
+    whole = first.request("/tts_stream", {**LONG, "speed": 4})
+    first.close()
+    assert whole.ok
+    expected_len = 2 * round(len(LONG["text"]) * SECONDS_PER_CHAR * 24000)  # 16-bit samples
+
+    results = []
+    client = StreamClient(server.url)
+    stream = threading.Thread(target=lambda: results.append(client.request("/tts_stream", LONG)))
+    stream.start()
+    time.sleep(0.5)  # the stream is under way
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    ready = requests.get(server.url + "/ready", timeout=2)
+    assert ready.status_code == 503 and ready.json()["status"] == "draining"
+    # Within the drain delay a new request (sent before the balancer noticed) is served.
+    late = requests.post(server.url + "/tts_stream", json={**LONG, "speed": 4}, timeout=10)
+    assert late.status_code == 200 and late.content == whole.data
+    time.sleep(1.5)
+    with pytest.raises(requests.ConnectionError):  # past the delay: no new connections
+        requests.get(server.url + "/health", timeout=2)
+    stream.join(30)
+    client.close()
+    (out,) = results
+    assert out.ok and len(out.data) == expected_len  # finished whole
+    assert server.proc.wait(10) == 0
+    assert "draining" in server.read_log()
