@@ -368,3 +368,20 @@ def test_opus_context_is_one_ogg_stream_of_the_right_length(serve, tmp_path):
         check=True,
     ).stdout
     assert len(pcm_out) / 2 / 48000 == pytest.approx(1.0, abs=0.03)
+
+
+def test_a_draining_server_closes_sessions_once_their_audio_is_done(serve):
+    engine = FakeEngine(n_chunks=20, chunk_len=480)
+    engine.delay_s = 0.02
+    server = serve(engine)
+    client = server.connect()
+    client.recv()
+    client.send("input_text.append", text="Almost done.")
+    client.send("input_text.end")
+    client.until("speech.audio.delta")
+    server.app.extensions["voxline"].drain()  # what SIGTERM does (voxline.server.drain)
+    done = client.until("speech.audio.done")[-1]
+    assert done["audio_ms"] == 400  # the audio in progress finished
+    with pytest.raises(ConnectionClosed):
+        client.recv(timeout=3)
+    assert client.ws.close_code == 1012

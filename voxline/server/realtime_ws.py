@@ -23,6 +23,7 @@ from voxline.server.services import Services
 logger = logging.getLogger(__name__)
 bp = Blueprint("realtime", __name__)
 sock = Sock()
+CLOSE_RESTART = 1012  # RFC 6455 "service restart": the client should reconnect
 POLL_S = 0.25  # how often the reader looks up from the socket (idle and close checks)
 MAX_MESSAGE_BYTES = 1 << 20
 
@@ -64,7 +65,7 @@ def speech_stream(ws) -> None:
     logger.info("session %s opened", session.id[:8])
     try:
         session.start()
-        code, reason = _serve(ws, session, settings.session_idle_s)
+        code, reason = _serve(ws, session, services, settings.session_idle_s)
         with session.lock:
             session.close()
             _close(ws, code, reason)
@@ -76,14 +77,17 @@ def speech_stream(ws) -> None:
         logger.info("session %s closed", session.id[:8])
 
 
-def _serve(ws, session: Session, idle_s: float) -> tuple[int, str]:
-    """Read messages until the session asks to close or stays idle too long."""
+def _serve(ws, session: Session, services: Services, idle_s: float) -> tuple[int, str]:
+    """Read messages until the session asks to close, stays idle too long, or the worker
+    drains (SIGTERM) and the session has no audio in progress."""
     while session.closing is None:
         raw = ws.receive(timeout=POLL_S)
         if raw is not None:
             session.handle(raw)
         elif session.idle_s() > idle_s:
             return CLOSE_NORMAL, f"idle timeout: no message for {idle_s:g} s"
+        elif services.draining and not session.contexts:
+            return CLOSE_RESTART, "server restarting; reconnect"
     return session.closing
 
 
