@@ -19,6 +19,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from voxline.server import auth, logctx, metrics, voice_admin
     from voxline.server.coqui_compat import bp as coqui_bp
     from voxline.server.openai_api import bp as openai_bp
+    from voxline.server.playground import bp as playground_bp
     from voxline.server.routes import bp
     from voxline.server.services import Services
 
@@ -42,6 +43,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     voice_admin.init_app(app, settings)
     app.register_blueprint(openai_bp)
     app.register_blueprint(coqui_bp)
+    app.register_blueprint(playground_bp)
     services.start(background=config.get("background", True))
     return app
 

@@ -1,0 +1,171 @@
+"""The playground at GET / in a real headless Chromium, against a real gunicorn with Piper.
+
+The page's test hook `window.voxlineStats` counts what it decoded and what reached its audio
+output (an AnalyserNode before the speakers); the browser log must hold no errors.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+REQUIRE_ENV = "VOXLINE_REQUIRE_BROWSER"
+SHORT_TEXT = "Hello there. The playground sends these words one by one."
+LONG_TEXT = " ".join(["This sentence is here to keep the voice talking for a while."] * 12)
+
+
+def _browser_unavailable() -> str | None:
+    if not CHROMIUM or not CHROMEDRIVER:
+        return "chromium and chromium-driver are not installed (scripts/setup --dev as root)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from tests.conftest import ServerProcess
+
+    folder = tmp_path_factory.mktemp("playground")
+    proc = ServerProcess(
+        {
+            "VOXLINE_ENGINE": "piper",
+            "VOXLINE_CACHE_DIR": str(folder / "cache"),
+            "VOXLINE_PHRASE_CACHE_MB": "0",
+        },
+        folder / "gunicorn.log",
+    )
+    yield proc.start()
+    proc.stop()
+
+
+@pytest.fixture
+def browser():
+    reason = _browser_unavailable()
+    if reason:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"PLAYGROUND TEST NOT RUN: {reason} ({REQUIRE_ENV}=1)")
+        print(f"\n*** PLAYGROUND TEST NOT RUN: {reason} ***", file=sys.stderr)
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--autoplay-policy=no-user-gesture-required",
+        "--disable-gpu",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_script_timeout(10)
+    yield driver
+    driver.quit()
+
+
+def stats(driver) -> dict:
+    return driver.execute_script("return JSON.parse(JSON.stringify(window.voxlineStats));")
+
+
+def wait_for(driver, predicate, timeout: float, what: str) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = stats(driver)
+        if predicate(current):
+            return current
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}: {stats(driver)}")
+
+
+def open_page(driver, url: str) -> dict:
+    driver.get(url + "/")
+    return wait_for(driver, lambda s: s["state"] == "ready", 15, "session.updated")
+
+
+def browser_errors(driver) -> list[dict]:
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def set_text(driver, text: str) -> None:
+    box = driver.find_element("id", "text")
+    box.clear()
+    box.send_keys(text)
+
+
+def test_page_lists_voices_languages_and_links(server, browser):
+    open_page(browser, server.url)
+    options = browser.find_elements("css selector", "#voice option")
+    voices = [o.get_attribute("value") for o in options]
+    assert voices == requests.get(server.url + "/speakers", timeout=5).json()["speakers"]
+    languages = [
+        o.get_attribute("value") for o in browser.find_elements("css selector", "#language option")
+    ]
+    assert languages == requests.get(server.url + "/languages", timeout=5).json()["languages"]
+    links = {a.get_attribute("pathname") for a in browser.find_elements("css selector", "nav a")}
+    assert links == {"/health", "/metrics"}
+    assert browser_errors(browser) == []
+
+
+def test_speak_like_an_llm_plays_every_sample(server, browser):
+    session = open_page(browser, server.url)["session"]
+    assert session["format"] == "pcm" and session["sample_rate"] == 22050
+    set_text(browser, SHORT_TEXT)
+    browser.find_element("id", "speak-button").click()
+    done = wait_for(browser, lambda s: s["done"] is not None, 30, "speech.audio.done")
+    rate = session["sample_rate"]
+    # Every decoded sample is accounted for by the server's own total, and it is speech.
+    assert done["samples"] == pytest.approx(done["done"]["audio_ms"] * rate / 1000, abs=1)
+    assert done["samples"] > 0.8 * rate
+    assert done["peak"] > 0.05
+    assert done["firstAudioMs"] is not None and done["firstAudioMs"] < 5000
+    texts = [segment["text"] for segment in done["segments"]]
+    assert " ".join(texts).split() == SHORT_TEXT.split()
+    marks = browser.find_elements("css selector", "#segments li")
+    assert len(marks) == len(texts)
+    # The audio reached the page's output, and the page shows the figures it measured.
+    wait_for(browser, lambda s: s["outputPeak"] > 0.01, 10, "audio at the output")
+    assert browser.find_element("id", "first-audio").text.endswith(" ms")
+    assert browser_errors(browser) == []
+
+
+def test_stop_silences_within_200_ms_and_cancels_the_context(server, browser):
+    session = open_page(browser, server.url)["session"]
+    rate = session["sample_rate"]
+    browser.find_element("id", "llm-mode").click()  # whole text at once: a long utterance
+    set_text(browser, LONG_TEXT)
+    browser.find_element("id", "speak-button").click()
+    wait_for(
+        browser,
+        lambda s: s["outputPeak"] > 0.01 and s["samples"] > rate,
+        30,
+        "a second of audio playing",
+    )
+    browser.find_element("id", "stop-button").click()
+    stopped = wait_for(
+        browser,
+        lambda s: s["cancelled"] is not None and s["silentAfterStopMs"] is not None,
+        5,
+        "cancel ack and silence",
+    )
+    assert stopped["silentAfterStopMs"] <= 200
+    ack = stopped["cancelled"]
+    assert ack["context_id"] == stopped["contextId"]
+    # The ack covers at least what the page took in, and the text was not spoken to its end.
+    assert ack["audio_ms"] >= stopped["samples"] * 1000 / rate - 1
+    assert ack["audio_ms"] < len(LONG_TEXT) / 14 * 1000
+    time.sleep(0.5)
+    after = stats(browser)
+    assert after["deltasAfterCancel"] == 0
+    assert after["done"] is None
+    assert browser_errors(browser) == []
