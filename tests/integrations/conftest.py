@@ -23,8 +23,10 @@ def tone_server(tmp_path_factory):
         },
         folder / "gunicorn.log",
     )
-    yield proc.start()
-    proc.stop()
+    try:
+        yield proc.start()
+    finally:
+        proc.stop()
 
 
 def dominant_hz(samples: np.ndarray, rate: int) -> float:

@@ -42,8 +42,10 @@ def server(tmp_path_factory):
         },
         folder / "gunicorn.log",
     )
-    yield proc.start()
-    proc.stop()
+    try:
+        yield proc.start()
+    finally:
+        proc.stop()
 
 
 @pytest.fixture
