@@ -65,6 +65,12 @@ class Settings:
     voice_aliases: str = ""
     # Phrase cache of complete renders on disk (under cache_dir/phrases); 0 turns it off.
     phrase_cache_mb: float = 256.0
+    # Realtime sessions (websocket /v1/audio/speech/stream): each open session holds one
+    # gunicorn thread, so VOXLINE_THREADS must exceed session_max by the HTTP concurrency.
+    session_max: int = 8
+    session_max_contexts: int = 4
+    session_idle_s: float = 60.0
+    session_ping_s: float = 20.0
     # Voice uploads (POST /v1/voices): largest request body and longest clip.
     upload_max_mb: float = 25.0
     upload_max_seconds: float = 60.0
@@ -132,6 +138,12 @@ class Settings:
             raise SettingsError("VOXLINE_UPLOAD_MAX_MB must be more than 0")
         if self.upload_max_seconds < 3:
             raise SettingsError("VOXLINE_UPLOAD_MAX_SECONDS must be at least 3")
+        if self.session_max < 0 or self.session_max_contexts < 1:
+            raise SettingsError("VOXLINE_SESSION_MAX must be 0 or more and "
+                                "VOXLINE_SESSION_MAX_CONTEXTS at least 1")
+        if self.session_idle_s <= 0 or self.session_ping_s < 0:
+            raise SettingsError("VOXLINE_SESSION_IDLE_S must be more than 0 and "
+                                "VOXLINE_SESSION_PING_S 0 (off) or more")
 
     def alias_map(self) -> dict[str, str]:
         """`voice_aliases` as {alias: voice}: "alloy=default, echo=Studio Sine"."""

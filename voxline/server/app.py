@@ -16,7 +16,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     `engine` instance to serve instead of loading one, and `background` (load in a thread,
     default True)."""
     from voxline.phrase_cache import PhraseCache
-    from voxline.server import auth, logctx, metrics, voice_admin
+    from voxline.server import auth, logctx, metrics, realtime_ws, voice_admin
     from voxline.server.coqui_compat import bp as coqui_bp
     from voxline.server.openai_api import bp as openai_bp
     from voxline.server.playground import bp as playground_bp
@@ -43,6 +43,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     voice_admin.init_app(app, settings)
     app.register_blueprint(openai_bp)
     app.register_blueprint(coqui_bp)
+    realtime_ws.init_app(app, services)
     app.register_blueprint(playground_bp)
     services.start(background=config.get("background", True))
     return app

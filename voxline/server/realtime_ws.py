@@ -1,0 +1,103 @@
+"""The websocket door to realtime sessions: `GET /v1/audio/speech/stream` (flask-sock).
+
+Under gunicorn's gthread worker each open websocket holds one pool thread for its whole life
+(simple-websocket adds a reader thread per socket, each context two more), so VOXLINE_THREADS
+must cover VOXLINE_SESSION_MAX plus the HTTP requests served at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+from flask import Blueprint, Flask, current_app, request
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+
+from voxline.realtime.session import CLOSE_NORMAL, CLOSE_TRY_AGAIN, Session, SessionLimit
+from voxline.realtime.synth import Synthesis
+from voxline.server.auth import SYNTHESIS, KeyRing
+from voxline.server.services import Services
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("realtime", __name__)
+sock = Sock()
+POLL_S = 0.25  # how often the reader looks up from the socket (idle and close checks)
+MAX_MESSAGE_BYTES = 1 << 20
+
+
+@bp.before_request
+def _authorise() -> None:
+    """Bearer header, or `?api_key=` for browsers (they cannot set websocket headers)."""
+    ring: KeyRing = current_app.extensions["voxline.auth"]
+    authorization = request.headers.get("Authorization")
+    key = request.args.get("api_key")
+    if not authorization and key:
+        authorization = f"Bearer {key}"
+    ring.check(SYNTHESIS, authorization)
+    current_app.extensions["voxline"].require_ready()
+
+
+@sock.route("/v1/audio/speech/stream", bp=bp)
+def speech_stream(ws) -> None:
+    services: Services = current_app.extensions["voxline"]
+    limit: SessionLimit = current_app.extensions["voxline.sessions"]
+    if not limit.enter():
+        ws.send(
+            '{"type": "error", "error": {"code": "busy", "message": '
+            '"too many sessions open; try again later"}}'
+        )
+        _close(ws, CLOSE_TRY_AGAIN, "server busy")
+        return
+    settings = services.settings
+    session = Session(
+        Synthesis(services),
+        ws.send,
+        max_contexts=settings.session_max_contexts,
+        max_chars=settings.max_chars,
+    )
+    logger.info("session %s opened", session.id[:8])
+    try:
+        session.start()
+        code, reason = _serve(ws, session, settings.session_idle_s)
+        with session.lock:
+            session.close()
+            _close(ws, code, reason)
+    except ConnectionClosed:
+        pass
+    finally:
+        session.close()
+        limit.leave()
+        logger.info("session %s closed", session.id[:8])
+
+
+def _serve(ws, session: Session, idle_s: float) -> tuple[int, str]:
+    """Read messages until the session asks to close or stays idle too long."""
+    while session.closing is None:
+        raw = ws.receive(timeout=POLL_S)
+        if raw is not None:
+            session.handle(raw)
+        elif session.idle_s() > idle_s:
+            return CLOSE_NORMAL, f"idle timeout: no message for {idle_s:g} s"
+    return session.closing
+
+
+def _close(ws, code: int, reason: str) -> None:
+    """Send the close frame, then end the TCP connection (the server closes first, RFC 6455
+    7.1.1): without it a client may wait for EOF on servers that keep the socket open."""
+    ws.close(code, reason)
+    try:
+        ws.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def init_app(app: Flask, services: Services) -> None:
+    """Register the route with keepalive pings and the session limit from the settings."""
+    settings = services.settings
+    app.config["SOCK_SERVER_OPTIONS"] = {
+        "ping_interval": settings.session_ping_s or None,
+        "max_message_size": MAX_MESSAGE_BYTES,
+    }
+    app.extensions["voxline.sessions"] = SessionLimit(settings.session_max)
+    app.register_blueprint(bp)
