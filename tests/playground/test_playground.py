@@ -171,3 +171,77 @@ def test_stop_silences_within_200_ms_and_cancels_the_context(server, browser):
     assert after["deltasAfterCancel"] == 0
     assert after["done"] is None
     assert browser_errors(browser) == []
+
+
+API_KEY = "playground-api-key-01"
+ADMIN_KEY = "playground-admin-key-01"
+
+
+@pytest.fixture(scope="module")
+def keyed_xtts_server(tmp_path_factory, tiny_xtts):
+    """The tiny random-weight XTTS behind API and admin keys (uploads need a cloning engine)."""
+    from tests.conftest import ROOT, ServerProcess
+
+    folder = tmp_path_factory.mktemp("playground-xtts")
+    speakers = folder / "speakers"
+    speakers.mkdir()
+    (speakers / "default.wav").write_bytes((ROOT / "speakers" / "default.wav").read_bytes())
+    proc = ServerProcess(
+        {
+            "VOXLINE_ENGINE": "xtts",
+            "VOXLINE_XTTS_DIR": str(tiny_xtts),
+            "VOXLINE_SPEAKERS_DIR": str(speakers),
+            "VOXLINE_WARMUP": "0",
+            "VOXLINE_CACHE_DIR": str(folder / "cache"),
+            "VOXLINE_API_KEYS": API_KEY,
+            "VOXLINE_ADMIN_KEYS": ADMIN_KEY,
+        },
+        folder / "gunicorn.log",
+    )
+    try:
+        yield proc.start()
+    finally:
+        proc.stop()
+
+
+def test_api_key_then_voice_upload_then_speak_with_it(keyed_xtts_server, browser, tmp_path):
+    from selenium.webdriver.support.ui import Select
+
+    from tests.product.conftest import speech_like, write_clip
+
+    browser.get(keyed_xtts_server.url + "/")
+    wait_for(browser, lambda s: s["state"] == "needs_key", 15, "the page to ask for a key")
+    assert "needs an API key" in browser.find_element("id", "status").text
+    browser.find_element("id", "api-key").send_keys(API_KEY)  # sent as ?api_key= on the socket
+    browser.find_element("id", "reconnect-button").click()
+    wait_for(browser, lambda s: s["state"] == "ready", 15, "session.updated with the key")
+
+    clip = write_clip(tmp_path / "page.wav", speech_like(6, 22050), 22050)
+    browser.find_element("id", "admin-key").send_keys(ADMIN_KEY)
+    browser.find_element("id", "voice-name").send_keys("pagevoice")
+    browser.find_element("id", "voice-clips").send_keys(str(clip))
+    browser.find_element("id", "upload-button").click()
+    deadline = time.monotonic() + 60
+    status = browser.find_element("id", "upload-status")
+    while not status.text.startswith("added") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status.text == "added pagevoice"
+    Select(browser.find_element("id", "voice")).select_by_value("pagevoice")
+    wait_for(
+        browser,
+        lambda s: (s["session"] or {}).get("voice") == "pagevoice",
+        10,
+        "the session to take the new voice",
+    )
+
+    browser.find_element("id", "llm-mode").click()
+    set_text(browser, "Hi there.")
+    browser.find_element("id", "speak-button").click()
+    done = wait_for(browser, lambda s: s["done"] is not None, 120, "speech.audio.done")
+    rate = done["session"]["sample_rate"]
+    assert rate == 24000
+    assert done["samples"] == pytest.approx(done["done"]["audio_ms"] * rate / 1000, abs=1)
+    assert done["samples"] > 0 and done["peak"] > 0
+    # The only browser errors are the server's 401 to the page's first, keyless /speakers.
+    errors = browser_errors(browser)
+    assert errors and all("401" in entry["message"] for entry in errors), errors

@@ -320,12 +320,18 @@ function authHeaders(key) {
   return key ? { Authorization: `Bearer ${key}` } : {};
 }
 
+class NeedsKey extends Error {}
+
 async function loadChoices() {
   const headers = authHeaders($("api-key").value.trim());
-  const [speakers, languages] = await Promise.all([
-    fetch("/speakers", { headers }).then((r) => r.json()),
+  const [speakersResponse, languages] = await Promise.all([
+    fetch("/speakers", { headers }),
     fetch("/languages").then((r) => r.json()),
   ]);
+  if (speakersResponse.status === 401 || speakersResponse.status === 403) {
+    throw new NeedsKey((await speakersResponse.json()).message);
+  }
+  const speakers = await speakersResponse.json();
   fillSelect($("voice"), speakers.speakers || [], speakers.default);
   fillSelect($("language"), languages.languages || [], (languages.languages || [])[0]);
 }
@@ -345,22 +351,33 @@ async function uploadVoice(event) {
   const response = await fetch("/v1/voices", {
     method: "POST", body: form, headers: authHeaders($("admin-key").value.trim()),
   });
-  const body = await response.json();
+  const body = await response.json()
+    .catch(() => ({ error: response.status, message: response.statusText }));
   $("upload-status").textContent = response.ok
     ? `added ${body.name || $("voice-name").value}` : `${body.error}: ${body.message}`;
   $("upload-status").classList.toggle("error", !response.ok);
   if (response.ok) await loadChoices();
 }
 
+/** Load the choices, then open the session; a server that wants a key waits for one. */
+function loadAndConnect() {
+  return loadChoices().then(connect, (err) => {
+    stats.state = err instanceof NeedsKey ? "needs_key" : "failed";
+    setStatus(err instanceof NeedsKey
+      ? `this server needs an API key: type it below and press Reconnect (${err.message})`
+      : `cannot load voices: ${err}`, true);
+  });
+}
+
 function start() {
   $("speak-button").addEventListener("click", speak);
   $("stop-button").addEventListener("click", stop);
-  $("reconnect-button").addEventListener("click", () => { loadChoices().then(connect); });
+  $("reconnect-button").addEventListener("click", loadAndConnect);
   $("upload-form").addEventListener("submit", uploadVoice);
   for (const id of ["voice", "language", "format", "sample-rate"]) {
     $(id).addEventListener("change", updateSession);
   }
-  loadChoices().then(connect, (err) => setStatus(`cannot load voices: ${err}`, true));
+  loadAndConnect();
 }
 
 start();
