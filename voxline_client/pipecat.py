@@ -58,7 +58,7 @@ class VoxlineTTSService(WebsocketTTSService):
             **kwargs,
         )
         if language is not None:
-            self._settings.language = self.language_to_service_language(Language(language))
+            self._settings.language = self.language_to_service_language(language)
         self._url = proto.stream_url(base_url)
         self._headers = proto.auth_headers(api_key)
         self._speed = speed
@@ -68,7 +68,7 @@ class VoxlineTTSService(WebsocketTTSService):
     def can_generate_metrics(self) -> bool:
         return True
 
-    def language_to_service_language(self, language: Language) -> str | None:
+    def language_to_service_language(self, language: Language | str) -> str | None:
         """Voxline's language codes are the base ones (`en`), except `zh-cn`."""
         code = str(language.value if isinstance(language, Language) else language).lower()
         return code if code == "zh-cn" else code.split("-")[0]
@@ -131,10 +131,14 @@ class VoxlineTTSService(WebsocketTTSService):
             raise ConnectionError("voxline: not connected")
         await self._websocket.send(json.dumps(message))
 
+    @property
+    def _is_open(self) -> bool:
+        return self._websocket is not None and self._websocket.state is State.OPEN
+
     async def _update_settings(self, delta: TTSSettings) -> dict[str, Any]:
         """New voice or language: later turns (new contexts) speak with it."""
         changed = await super()._update_settings(delta)
-        if changed and self._websocket:
+        if changed and self._is_open:
             await self._send(self._session_update())
         return changed
 
@@ -155,13 +159,13 @@ class VoxlineTTSService(WebsocketTTSService):
     async def flush_audio(self, context_id: str | None = None) -> None:
         """The turn's text is complete: the server finishes it and says `speech.audio.done`."""
         context_id = context_id or self.get_active_audio_context_id()
-        if context_id and self._websocket:
+        if context_id and self._is_open:
             await self._send(proto.end(context_id))
 
     async def on_audio_context_interrupted(self, context_id: str) -> None:
         """Barge-in: the server stops this turn at once and sends none of its audio after."""
         await self.stop_all_metrics()
-        if context_id and self._websocket:
+        if context_id and self._is_open:  # a closed session has dropped the context already
             await self._send(proto.cancel(context_id))
         await super().on_audio_context_interrupted(context_id)
 

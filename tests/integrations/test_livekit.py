@@ -54,7 +54,7 @@ def test_synthesize_speaks_the_text(tone_server):
             await tts.aclose()
         return frames
 
-    frames = asyncio.run(run())
+    frames = asyncio.run(asyncio.wait_for(run(), 60))
     assert {f.sample_rate for f in frames} == {TONE_RATE}
     assert {f.num_channels for f in frames} == {1}
     audio = pcm(frames)
@@ -87,7 +87,7 @@ def test_stream_speaks_deltas_before_the_text_is_complete(tone_server):
         await tts.aclose()
         return frames, first_audio_at
 
-    frames, first_audio_at = asyncio.run(run())
+    frames, first_audio_at = asyncio.run(asyncio.wait_for(run(), 60))
     assert first_audio_at is not None
     audio = pcm(frames)
     # Every character is spoken once (segments split at spaces, which are not spoken).
@@ -116,7 +116,7 @@ def test_closing_a_stream_cancels_its_context(tone_server):
         await tts.aclose()
         return received, stream.cancel_ack, closed_in
 
-    received, ack, closed_in = asyncio.run(run())
+    received, ack, closed_in = asyncio.run(asyncio.wait_for(run(), 60))
     assert ack is not None and ack["type"] == "context.cancelled"
     assert closed_in < 1.0
     # The ack accounts for at least the audio that reached LiveKit, far less than the text.
@@ -142,5 +142,5 @@ def test_a_bad_voice_is_a_non_retryable_error(tone_server):
             await tts.aclose()
 
     with pytest.raises(APIStatusError) as err:
-        asyncio.run(run())
+        asyncio.run(asyncio.wait_for(run(), 60))
     assert err.value.status_code == 400 and not err.value.retryable
