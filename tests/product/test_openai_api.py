@@ -82,7 +82,7 @@ ERRORS = [
     ("bad format", {"response_format": "aiff"}, 400, "unsupported_format", "response_format"),
     ("speed too high", {"speed": 9}, 400, "invalid_parameter", "speed"),
     ("speed not a number", {"speed": "fast"}, 400, "invalid_parameter", "speed"),
-    ("sse streaming", {"stream_format": "sse"}, 400, "unsupported_stream_format",
+    ("bad stream_format", {"stream_format": "ogg"}, 400, "unsupported_stream_format",
      "stream_format"),
     ("unknown field", {"temprature": 0.5}, 400, "unknown_parameter", "temprature"),
     ("bad language", {"language": "xx"}, 400, "unsupported_language", None),

@@ -303,3 +303,16 @@ def test_messages_are_json_text_with_the_documented_fields(server):
             "segments",
         }
         assert json.loads(json.dumps(message)) == message
+
+
+def test_server_sends_keepalive_pings(serve, caplog):
+    caplog.set_level("DEBUG", logger="websockets.client")
+    client = serve(FakeEngine(), session_ping_s=0.2).connect()
+    client.recv()
+    time.sleep(0.9)
+    pings = [r for r in caplog.records if r.getMessage().startswith("< PING")]
+    pongs = [r for r in caplog.records if r.getMessage().startswith("> PONG")]
+    assert len(pings) >= 3 and len(pongs) == len(pings)
+    client.send("input_text.append", text="Alive.")
+    client.send("input_text.end")
+    assert client.until("speech.audio.done")[-1]["audio_ms"] == SEGMENT_MS

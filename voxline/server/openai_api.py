@@ -20,6 +20,7 @@ from voxline.server.delivery import plan_request, stream_response
 from voxline.server.errors import ApiError, bad_request
 from voxline.server.params import KNOWN_FIELDS, TtsRequest, parse_tts_request
 from voxline.server.services import Services
+from voxline.server.sse import as_sse, usage_for
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("openai", __name__, url_prefix="/v1/audio")
@@ -68,9 +69,8 @@ def to_tts_request(body: Mapping[str, Any], services: Services) -> TtsRequest:
     if not text or not text.strip():
         raise bad_request("missing_input", "input is required and must not be empty",
                           param="input")
-    if body.get("stream_format", "audio") != "audio":
-        raise bad_request("unsupported_stream_format",
-                          "stream_format must be 'audio' (server-sent events are not offered)",
+    if body.get("stream_format", "audio") not in ("audio", "sse"):
+        raise bad_request("unsupported_stream_format", "stream_format must be 'audio' or 'sse'",
                           param="stream_format")
     fmt = body.get("response_format", "mp3")
     if fmt not in FORMATS:
@@ -120,7 +120,10 @@ def speech():
     if body.get("instructions"):
         logger.info("instructions are not supported by this engine; ignored")
     req = to_tts_request(body, svc)
-    return stream_response(svc, plan_request(svc, req, "mp3"), route="/v1/audio/speech")
+    response = stream_response(svc, plan_request(svc, req, "mp3"), route="/v1/audio/speech")
+    if body.get("stream_format") == "sse":
+        return as_sse(response, usage_for(req.text))
+    return response
 
 
 @bp.get("/voices")
