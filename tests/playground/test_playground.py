@@ -245,3 +245,19 @@ def test_api_key_then_voice_upload_then_speak_with_it(keyed_xtts_server, browser
     # The only browser errors are the server's 401 to the page's first, keyless /speakers.
     errors = browser_errors(browser)
     assert errors and all("401" in entry["message"] for entry in errors), errors
+
+
+def test_speak_reopens_a_session_the_server_closed_when_idle(spawn_server, browser):
+    server = spawn_server(
+        VOXLINE_ENGINE="tone", VOXLINE_SESSION_IDLE_S="1", VOXLINE_PHRASE_CACHE_MB="0"
+    )
+    open_page(browser, server.url)
+    wait_for(browser, lambda s: s["state"] == "closed", 10, "the idle timeout")
+    assert "idle" in browser.find_element("id", "status").text
+    set_text(browser, "Back again.")
+    browser.find_element("id", "speak-button").click()
+    done = wait_for(browser, lambda s: s["done"] is not None, 20, "speech.audio.done")
+    assert done["session"]["sample_rate"] == 24000
+    assert done["samples"] == pytest.approx(done["done"]["audio_ms"] * 24000 / 1000, abs=1)
+    assert done["samples"] == round(len("Back again.") / 14 * 24000)  # the tone engine's length
+    assert browser_errors(browser) == []

@@ -140,6 +140,7 @@ let contextCount = 0;
 let decoder = null;
 let typing = null;      // the running "type like an LLM" loop's stop flag
 let textSentAt = null;
+let speakWhenReady = false; // Speak pressed while the session was closed: speak once reopened
 
 function socketUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -153,7 +154,10 @@ function send(message) {
 }
 
 function connect() {
-  if (socket) socket.close();
+  if (socket) {
+    socket.onclose = null; // the old session's close says nothing about the new one
+    socket.close();
+  }
   setStatus("connecting…");
   stats.state = "connecting";
   socket = new WebSocket(socketUrl());
@@ -184,6 +188,10 @@ const handlers = {
     stats.session = msg.session;
     stats.state = "ready";
     setStatus(`ready: ${msg.session.format} at ${msg.session.sample_rate} Hz`);
+    if (speakWhenReady) {
+      speakWhenReady = false;
+      speak();
+    }
   },
   "speech.audio.delta": (msg) => {
     if (msg.context_id !== stats.contextId) return;
@@ -276,6 +284,11 @@ async function typeLikeAnLlm(text, contextId, wordMs, flag) {
 
 function speak() {
   const text = $("text").value;
+  if (stats.state === "closed") { // e.g. the server's idle timeout: open a new session first
+    speakWhenReady = true;
+    connect();
+    return;
+  }
   if (!text.trim() || stats.state !== "ready") return;
   player.ensure();
   player.stop();
