@@ -96,6 +96,7 @@ async def scenario(task: PipelineWorker, tts: Recording, sink: Collector, name: 
     report: dict = {}
     if name == "speak":
         await say(task, FIRST)
+        report["llm_end_at"] = time.monotonic()
         report["finished"] = await wait_until(lambda: len(sink.stopped) >= 1, 30)
         return report
     # interrupt: a long reply, cut after half a second of audio, then a new reply.

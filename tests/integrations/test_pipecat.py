@@ -63,6 +63,9 @@ def test_a_turn_streams_token_by_token(pipecat_python, tone_server, tmp_path):
     rate = report["rate"]
     audio = turn_audio(tmp_path, 0)
     done = [m for m in messages_of(report, context) if m["type"] == "speech.audio.done"]
+    # Audio came back while the LLM was still writing the reply (token aggregation).
+    first_delta = next(m for m in messages_of(report, context) if m["type"] == "speech.audio.delta")
+    assert first_delta["at"] < report["llm_end_at"]
     assert len(done) == 1
     # Every sample the server counted reached the pipeline, at the pipeline's rate.
     assert len(audio) == pytest.approx(done[0]["audio_ms"] * rate / 1000, abs=2)

@@ -12,6 +12,7 @@ const stats = (window.voxlineStats = {
   peak: 0,              // largest |sample| decoded (0..1)
   outputPeak: 0,        // largest |sample| seen at the page's audio output while speaking
   firstAudioMs: null,   // first text sent -> first audio delta
+  textEndMs: null,      // first text sent -> input_text.end sent
   segments: [],         // speech.segment messages of the current context
   done: null,           // speech.audio.done of the current context
   cancelled: null,      // context.cancelled of the current context
@@ -259,7 +260,7 @@ function showSegment(msg, cut) {
 
 function resetUtterance(contextId) {
   Object.assign(stats, {
-    contextId, deltas: 0, samples: 0, peak: 0, outputPeak: 0, firstAudioMs: null,
+    contextId, deltas: 0, samples: 0, peak: 0, outputPeak: 0, firstAudioMs: null, textEndMs: null,
     segments: [], done: null, cancelled: null, deltasAfterCancel: 0, stoppedAt: null,
     silentAfterStopMs: null,
   });
@@ -279,7 +280,12 @@ async function typeLikeAnLlm(text, contextId, wordMs, flag) {
     send({ type: "input_text.append", text: token, context_id: contextId });
     await new Promise((resolve) => setTimeout(resolve, wordMs * (0.5 + Math.random())));
   }
-  if (!flag.stopped) send({ type: "input_text.end", context_id: contextId });
+  if (!flag.stopped) endText(contextId);
+}
+
+function endText(contextId) {
+  send({ type: "input_text.end", context_id: contextId });
+  stats.textEndMs = performance.now() - textSentAt;
 }
 
 function speak() {
@@ -303,7 +309,7 @@ function speak() {
     typeLikeAnLlm(text, contextId, Number($("word-ms").value) || 0, typing);
   } else {
     send({ type: "input_text.append", text, context_id: contextId });
-    send({ type: "input_text.end", context_id: contextId });
+    endText(contextId);
   }
 }
 
