@@ -25,19 +25,9 @@ DEFAULT_URL = "http://127.0.0.1:8020"
 RETRY_STATUSES = frozenset({502, 503, 504})
 CHUNK_BYTES = 8192
 # Output formats by file suffix, for `save` and the CLI.
-FORMAT_BY_SUFFIX = {
-    ".wav": "wav",
-    ".mp3": "mp3",
-    ".ogg": "opus",
-    ".opus": "opus",
-    ".flac": "flac",
-    ".aac": "aac",
-    ".ulaw": "ulaw",
-    ".alaw": "alaw",
-    ".pcm": "pcm",
-    ".raw": "pcm",
-    ".l16": "l16",
-}
+FORMAT_BY_SUFFIX = {".wav": "wav", ".mp3": "mp3", ".ogg": "opus", ".opus": "opus",
+                    ".flac": "flac", ".aac": "aac", ".ulaw": "ulaw", ".alaw": "alaw",
+                    ".pcm": "pcm", ".raw": "pcm", ".l16": "l16"}
 
 
 class VoxlineError(Exception):
@@ -55,16 +45,8 @@ class VoxlineConnectionError(VoxlineError):
 class VoxlineHTTPError(VoxlineError):
     """The server answered with an error status; `code` and `message` come from its JSON."""
 
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        request_id: str | None = None,
-        attempts: int = 1,
-    ) -> None:
+    def __init__(self, status: int, code: str, message: str, *, retry_after: float | None = None,
+                 request_id: str | None = None, attempts: int = 1) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
@@ -117,17 +99,9 @@ class AudioStream:
 class VoxlineClient:
     """Talks to one Voxline server."""
 
-    def __init__(
-        self,
-        base_url: str = DEFAULT_URL,
-        *,
-        api_key: str | None = None,
-        timeout: float = 30.0,
-        retries: int = 3,
-        backoff: float = 0.5,
-        max_wait: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, base_url: str = DEFAULT_URL, *, api_key: str | None = None,
+                 timeout: float = 30.0, retries: int = 3, backoff: float = 0.5,
+                 max_wait: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
@@ -136,9 +110,8 @@ class VoxlineClient:
         self.max_wait = max_wait  # longest single wait between attempts
         self._sleep = sleep
 
-    def stream(
-        self, text: str, *, voice: str | None = None, format: str = "pcm", **fields: Any
-    ) -> AudioStream:
+    def stream(self, text: str, *, voice: str | None = None, format: str = "pcm",
+               **fields: Any) -> AudioStream:
         """Start a streamed synthesis (POST /tts_stream); audio arrives while it is generated.
 
         `fields` are further request fields: language, sample_rate, speed, temperature, seed,
@@ -147,9 +120,8 @@ class VoxlineClient:
         body = _request_body(text, voice, format, fields)
         return AudioStream(self._open("POST", "/tts_stream", body))
 
-    def synthesize(
-        self, text: str, *, voice: str | None = None, format: str = "wav", **fields: Any
-    ) -> bytes:
+    def synthesize(self, text: str, *, voice: str | None = None, format: str = "wav",
+                   **fields: Any) -> bytes:
         """The whole utterance in one response (POST /tts): a WAV with exact sizes by default."""
         body = _request_body(text, voice, format, fields)
         response = self._open("POST", "/tts", body)
@@ -158,9 +130,8 @@ class VoxlineClient:
         finally:
             response.close()
 
-    def save(
-        self, text: str, path: str | Path, *, format: str | None = None, **fields: Any
-    ) -> Path:
+    def save(self, text: str, path: str | Path, *, format: str | None = None,
+             **fields: Any) -> Path:
         """Stream an utterance into a file; the format follows the suffix unless given."""
         path = Path(path)
         format = format or FORMAT_BY_SUFFIX.get(path.suffix.lower(), "wav")
@@ -193,27 +164,23 @@ class VoxlineClient:
         attempts = 0
         while True:
             attempts += 1
-            request = urllib.request.Request(
-                self.base_url + path, data=data, headers=headers, method=method
-            )
+            request = urllib.request.Request(self.base_url + path, data=data, headers=headers,
+                                             method=method)
             try:
                 return urllib.request.urlopen(request, timeout=self.timeout)
             except urllib.error.HTTPError as exc:
                 error = _http_error(exc, attempts)
                 if exc.code not in RETRY_STATUSES or attempts > self.retries:
                     raise error from None
-                wait = (
-                    error.retry_after if error.retry_after is not None else self._backoff(attempts)
-                )
-                logger.info(
-                    "%s %s: %d %s; retrying in %.1f s", method, path, exc.code, error.code, wait
-                )
+                wait = error.retry_after if error.retry_after is not None else self._backoff(
+                    attempts)
+                logger.info("%s %s: %d %s; retrying in %.1f s", method, path, exc.code,
+                            error.code, wait)
             except (urllib.error.URLError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
                 if attempts > self.retries:
                     raise VoxlineConnectionError(
-                        f"cannot reach {self.base_url}: {reason}", attempts
-                    ) from exc
+                        f"cannot reach {self.base_url}: {reason}", attempts) from exc
                 wait = self._backoff(attempts)
                 logger.info("%s %s: %s; retrying in %.1f s", method, path, reason, wait)
             self._sleep(min(wait, self.max_wait))
@@ -222,9 +189,8 @@ class VoxlineClient:
         return self.backoff * 2 ** (attempts - 1)
 
 
-def _request_body(
-    text: str, voice: str | None, format: str, fields: dict[str, Any]
-) -> dict[str, Any]:
+def _request_body(text: str, voice: str | None, format: str,
+                  fields: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {"text": text, "format": format}
     if voice:
         body["speaker"] = voice
@@ -245,16 +211,11 @@ def _http_error(exc: urllib.error.HTTPError, attempts: int) -> VoxlineHTTPError:
         code, message = str(error.get("code")), str(error.get("message"))
     else:
         code = str(error or "http_error")
-        message = (
-            str(payload.get("message") or exc.reason)
-            if isinstance(payload, dict)
+        message = str(payload.get("message") or exc.reason) if isinstance(payload, dict) \
             else str(exc.reason)
-        )
     retry_after = exc.headers.get("Retry-After") if exc.headers else None
     return VoxlineHTTPError(
-        exc.code,
-        code,
-        message,
+        exc.code, code, message,
         retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
         request_id=exc.headers.get("X-Request-Id") if exc.headers else None,
         attempts=attempts,
