@@ -18,6 +18,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from voxline.server import logctx, metrics, realtime_ws
     from voxline.server.coqui_compat import bp as coqui_bp
     from voxline.server.openai_api import bp as openai_bp
+    from voxline.server.playground import bp as playground_bp
     from voxline.server.routes import bp
     from voxline.server.services import Services
     from voxline.server.voice_admin import bp as voice_admin_bp
@@ -40,6 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(openai_bp)
     app.register_blueprint(coqui_bp)
     realtime_ws.init_app(app, services)
+    app.register_blueprint(playground_bp)
     services.start(background=config.get("background", True))
     return app
 
