@@ -81,7 +81,7 @@ def run_joined(engine, plan, interrupt_every=3):
         live = [s for s, at in plan if at <= turn and not (s.done or s.closed)]
         steps = iter(range(interrupt_every))
         if live:
-            out = engine.batcher.advance(live, lambda: next(steps, None) is None)
+            out = engine.batcher.advance(live, lambda steps=steps: next(steps, None) is None)
             for stream, chunk in out.items():
                 if chunk is not None:
                     chunks[stream].append(chunk)
