@@ -44,7 +44,7 @@ TEXTS = [
 LONG_TEXT = (  # 250 characters: English's sentence limit
     "Thank you for calling the customer service line; while we connect you to the next "
     "available agent, please have your account number and the date of your last order ready, "
-    "so that we can help you as quickly as possible today. Goodbye."
+    "so that we can help you as quickly as possible today. Thanks, and goodbye now."
 )
 CONFIGS = {  # name: (max_active, max_batch, chunk schedule)
     "serialised": (1, 1, (20,)),
