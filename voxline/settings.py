@@ -39,14 +39,14 @@ class Settings:
     max_queue: int = 16
     # Streams synthesised at once (interleaved chunk by chunk); more wait in the queue.
     max_active: int = 8
-    # Requests admitted together with greedy sampling (top_k=1) share one forward pass, up
-    # to this many rows (1: never batch). See bench/RESULTS.md for the measured gain.
-    max_batch: int = 4
-    # How long a batchable request waits for others arriving with it (adds at most this much
-    # to its first audio).
-    batch_window_ms: float = 20.0
+    # Rows per GPT forward pass (continuous batching): with more active requests, those with
+    # the earliest playback deadlines advance (1: interleave). See bench/RESULTS.md.
+    max_batch: int = 8
+    # Unused since continuous batching (rows join at any decode step); kept so existing
+    # configurations still load.
+    batch_window_ms: float = 0.0
     # GPT tokens per XTTS chunk: a small first chunk for fast first audio, then larger ones
-    # (HiFi-GAN re-decodes everything so far at each chunk, so fewer chunks cost less).
+    # (each chunk costs a vocoder call over its new audio plus a short left context).
     chunk_schedule: str = "4,20"
     queue_timeout_s: float = 120.0
     warmup: bool = True

@@ -30,11 +30,8 @@ class GptRow:
     kv: list | None = None  # per layer (keys, values) of shape (1, H, length, d) while parked
     length: int = 0  # positions in this row's KV cache
     generated: int = 0
+    last_token: int = 0  # the token the next step feeds (set by the prefill's draw)
     exhausted: bool = False  # its end token or its length limit has been produced
-
-    @property
-    def last_token(self) -> int:
-        return int(self.ids[0, -1])
 
 
 @dataclass
@@ -178,9 +175,8 @@ class GptBatch:
         positions = torch.tensor([[r.generated] for r in rows], dtype=torch.long, device=device)
         emb = inference.embeddings(tokens) + inference.pos_embedding.emb(positions)
         length = self.length
-        mask = torch.ones((len(rows), length + 1), dtype=torch.long, device=device)
-        for i, row in enumerate(rows):
-            mask[i, :length - row.length] = 0
+        pads = torch.tensor([length - r.length for r in rows], device=device)
+        mask = (torch.arange(length + 1, device=device)[None] >= pads[:, None]).long()
         out = inference.transformer(inputs_embeds=emb, past_key_values=self.cache,
                                     attention_mask=mask, use_cache=True, return_dict=True)
         for row in rows:
@@ -192,15 +188,19 @@ class GptBatch:
     def _sample(self, logits, latents, rows: list[GptRow]) -> list[StepOutput]:
         """Each row's processors on its own history, then one draw from its own generator."""
         torch = self.torch
-        outputs = []
-        stop = self.gpt.stop_audio_token
+        drawn = []
         for i, row in enumerate(rows):
             scores = row.processors(row.ids, logits[i:i + 1].to(copy=True, dtype=torch.float32))
             probs = torch.nn.functional.softmax(scores, dim=-1)
             token = torch.multinomial(probs, num_samples=1, generator=row.generator)
             row.ids = torch.cat([row.ids, token], dim=-1)
+            drawn.append(token)
+        values = torch.cat(drawn).view(-1).tolist()  # one device sync for the whole batch
+        stop = self.gpt.stop_audio_token
+        outputs = []
+        for i, (row, value) in enumerate(zip(rows, values, strict=True)):
             row.generated += 1
-            value = int(token)
+            row.last_token = value
             row.exhausted = value == stop or row.generated >= row.limit
             outputs.append(StepOutput(row, value, latents[i:i + 1]))
         return outputs
