@@ -4,11 +4,13 @@ coqui-tts's `inference_stream` re-decodes every latent so far at each chunk and 
 after what it sent (crossfading `OVERLAP` samples), which is O(n²) per utterance. Here the cheap
 front of the decoder (the linear interpolations: speed, 4x, 22.05 -> 24 kHz) still runs over the
 whole latent sequence, but the HiFi-GAN convolution stack runs only over the z frames that the
-new samples need plus `CONTEXT_FRAMES` to their left. Measured (bench/vocoder_window.py): the
-left edge of a window changes HiFi-GAN's output for about 7 frames (1,800 samples) beyond 1e-5;
-from 10 frames on, the difference from the full decode is float rounding (<= 3e-7). The right
-edge is the same as in coqui's full re-decode (both end at the latents so far), so each chunk
-equals coqui's chunk within float tolerance, crossfades included.
+new samples need plus `CONTEXT_FRAMES` to their left. Receptive field, measured on XTTS v2's
+HiFi-GAN (an impulse at one z frame changes output samples from 12.6 frames before it to 13.6
+frames after it): an output sample depends on z frames up to 14 to its left, so 16 frames of
+context cover it whatever the weights, and a window's left edge changes nothing we keep. The
+right edge is the same as in coqui's full re-decode (both end at the latents so far), so each
+chunk equals coqui's chunk up to float rounding, crossfades included (measured: max |diff|
+3e-8, SNR 139 dB on the full-size proxy; tests hold it to 1e-6).
 
 Rows due together are decoded as one batch: windows with left context are left-padded to one
 length (the padding only touches the context); windows that start at the utterance's first
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 
 HOP = 256  # output samples per z frame
 OVERLAP = 1024  # samples crossfaded between chunks, as inference_stream's overlap_wav_len
-CONTEXT_FRAMES = 16  # left context in z frames (measured influence: ~7; rounding-only from 10)
+CONTEXT_FRAMES = 16  # left context in z frames (receptive field: 14 to the left)
 
 
 @dataclass(eq=False)
