@@ -19,8 +19,9 @@
 #   with continuous batching of up to 16 rows), e.g.
 #   bench/gpu_check.sh --variants serial,interleave,batch16 --concurrency 1,4,8,16
 # Continuous batching with XTTS's sampled defaults (issue 13; 64 tokens forced, up to 32 rows):
-#   bench/gpu_check.sh --variants continuous --concurrency 1,4,8,16,32
-#   reports streams per GPU with no underrun and TTFA p95 (bench/streams_report.py).
+#   bench/gpu_check.sh --variants continuous --concurrency 1,4,8,16,32 --workloads short
+#   reports streams per GPU with no underrun and TTFA p95 (bench/streams_report.py, also in
+#   $OUT/streams.md); each cell sends at least as many requests as its concurrency.
 # Environment: OUT (default out/gpu_check), WORK (default /tmp/voxline-gpu-check),
 #              PYTHON (default .venv/bin/python if present, else python3).
 set -euo pipefail
@@ -134,8 +135,13 @@ for i in "${!VARS[@]}"; do
   if [ "$v" = deepspeed ] && [ "$DS_OK" != 1 ]; then say "deepspeed: skipped (does not import)"; continue; fi
   share=$(( ($(left) - OVERHEAD_RESERVE - 15) / (${#VARS[@]} - i) ))
   if [ "$share" -lt 45 ]; then say "$v: skipped (only ${share}s left)"; continue; fi
+  req=$REQUESTS
+  if [ "$v" = continuous ]; then  # at least one request per stream at the highest concurrency
+    maxc=$(tr , '\n' <<<"$CONCURRENCY" | sort -n | tail -n1)
+    if [ "$maxc" -gt "$req" ]; then req=$maxc; fi
+  fi
   run_latency "$v" "$share" --spawn --engine xtts --xtts-dir "$CKPT" --device "$DEVICE" \
-    "${flags[@]}" --concurrency "$CONCURRENCY" --requests "$REQUESTS" --workloads "$WORKLOADS" \
+    "${flags[@]}" --concurrency "$CONCURRENCY" --requests "$req" --workloads "$WORKLOADS" \
     --languages en --warmup 2
 done
 
