@@ -149,6 +149,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self.batched_steps = 0  # scheduler steps that advanced more than one stream
         self._arrivals = 0  # submissions so far: a running batch regroups when it changes
+        self._seen_arrivals = 0  # submissions when the loop last chose what to step
         self._chunk_s = 0.5  # moving estimate of one step's time, for Retry-After
 
     @property
@@ -231,6 +232,7 @@ class Scheduler:
                     return self._tasks.popleft(), []
                 ready = [j for j in self._active if j.runnable()]
                 if ready:
+                    self._seen_arrivals = self._arrivals  # later ones may join the next step
                     return None, sorted(ready, key=lambda j: (j.deadline(), j.number))
                 self._cond.wait(0.5)
 
@@ -268,7 +270,7 @@ class Scheduler:
         if batcher is None:
             self._run_alone(group[0])
             return
-        arrivals = self._arrivals
+        arrivals = self._seen_arrivals
         room = len(group) < self.max_batch
 
         def interrupt() -> bool:  # regroup at the next decode step: a newcomer may join
