@@ -67,8 +67,12 @@ class GptBatch:
     def _set_cache(self, keys: list, values: list) -> None:
         from transformers import DynamicCache
 
-        self.cache = DynamicCache(ddp_cache_data=list(zip(keys, values, strict=True))) \
-            if keys else None
+        if not keys:
+            self.cache = None
+            return
+        self.cache = DynamicCache()
+        layer = _growing_layer_class()
+        self.cache.layers = [layer(k, v) for k, v in zip(keys, values, strict=True)]
 
     def new_row(self, prefix, params: SynthesisParams, device: str) -> GptRow:
         """A row for a prefix embedding from `compute_embeddings` (not yet in the batch)."""
@@ -204,6 +208,46 @@ class GptBatch:
             row.exhausted = value == stop or row.generated >= row.limit
             outputs.append(StepOutput(row, value, latents[i:i + 1]))
         return outputs
+
+
+_GROWING = None
+
+
+def _growing_layer_class():
+    """A transformers cache layer that writes each step into spare capacity instead of
+    concatenating (which copies the whole cache every step; ~4x slower here at 8 rows)."""
+    global _GROWING
+    if _GROWING is not None:
+        return _GROWING
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        def __init__(self, keys, values) -> None:
+            super().__init__()
+            self.dtype, self.device = keys.dtype, keys.device
+            self.is_initialized = True
+            self._k = self._v = None
+            self._store(keys, values, 0)
+
+        def _store(self, keys, values, at: int) -> None:
+            end = at + keys.shape[2]
+            if self._k is None or end > self._k.shape[2]:
+                shape = (*keys.shape[:2], max(2 * end, 64), keys.shape[3])
+                old_k, old_v = self._k, self._v
+                self._k, self._v = keys.new_empty(shape), values.new_empty(shape)
+                if old_k is not None:
+                    self._k[:, :, :at] = old_k[:, :, :at]
+                    self._v[:, :, :at] = old_v[:, :, :at]
+            self._k[:, :, at:end] = keys
+            self._v[:, :, at:end] = values
+            self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            self._store(key_states, value_states, self.keys.shape[2])
+            return self.keys, self.values
+
+    _GROWING = GrowingLayer
+    return _GROWING
 
 
 def processors_for(params: SynthesisParams, prompt_length: int, stop_token: int, device: str):
