@@ -12,11 +12,16 @@
 #
 # Options: --device cuda|cpu  --size full|tiny  --requests N  --concurrency LIST
 #          --workloads LIST  --variants fp32,fp16,deepspeed  --budget S  --overhead N
-# Scheduling variants (issue 7; greedy, every request forced to 64 tokens so batches form):
+#          --tokens N (forced GPT tokens of the scheduling variants, default 64; tiny: <= 40)
+# Scheduling variants (issue 7; greedy, every request forced to 64 tokens):
 #   serial (one request at a time, fixed 20-token chunks: how other XTTS servers run),
 #   interleave (deadline-aware interleaving, 4,20 schedule, no batching), batch16 (the same
-#   with lockstep batches of up to 16), e.g.
+#   with continuous batching of up to 16 rows), e.g.
 #   bench/gpu_check.sh --variants serial,interleave,batch16 --concurrency 1,4,8,16
+# Continuous batching with XTTS's sampled defaults (issue 13; 64 tokens forced, up to 32 rows):
+#   bench/gpu_check.sh --variants continuous --concurrency 1,4,8,16,32 --workloads short
+#   reports streams per GPU with no underrun and TTFA p95 (bench/streams_report.py, also in
+#   $OUT/streams.md); each cell sends at least as many requests as its concurrency.
 # Environment: OUT (default out/gpu_check), WORK (default /tmp/voxline-gpu-check),
 #              PYTHON (default .venv/bin/python if present, else python3).
 set -euo pipefail
@@ -24,7 +29,7 @@ cd "$(dirname "$0")/.."
 T0=$SECONDS
 
 DEVICE=cuda SIZE=full REQUESTS=8 CONCURRENCY=1,4,8 WORKLOADS=short,medium
-VARIANTS=fp32,fp16,deepspeed BUDGET=450 OVERHEAD=20
+VARIANTS=fp32,fp16,deepspeed BUDGET=450 OVERHEAD=20 TOKENS=64
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE=$2 ;;
@@ -35,7 +40,8 @@ while [ $# -gt 0 ]; do
     --variants) VARIANTS=$2 ;;
     --budget) BUDGET=$2 ;;
     --overhead) OVERHEAD=$2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --tokens) TOKENS=$2 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -110,24 +116,39 @@ for i in "${!VARS[@]}"; do
     fp16) flags=(--fp16 --deepspeed off --expect fp16=true) ;;
     deepspeed) flags=(--deepspeed on --expect deepspeed=true) ;;
     serial|interleave|batch16)
-      flags=(--deepspeed off --top-k 1 --force-length off --param min_new_tokens=64
-             --param max_new_tokens=64 --server-env VOXLINE_QUEUE_TIMEOUT_S=600)
+      flags=(--deepspeed off --top-k 1 --force-length off --param min_new_tokens=$TOKENS
+             --param max_new_tokens=$TOKENS --server-env VOXLINE_QUEUE_TIMEOUT_S=600)
       case "$v" in
         serial) flags+=(--server-env VOXLINE_MAX_ACTIVE=1 --server-env VOXLINE_CHUNK_SCHEDULE=20
                         --server-env VOXLINE_MAX_BATCH=1) ;;
         interleave) flags+=(--server-env VOXLINE_MAX_ACTIVE=16 --server-env VOXLINE_MAX_BATCH=1) ;;
         batch16) flags+=(--server-env VOXLINE_MAX_ACTIVE=16 --server-env VOXLINE_MAX_BATCH=16) ;;
       esac ;;
+    continuous)
+      flags=(--deepspeed off --force-length off --param min_new_tokens=$TOKENS
+             --param max_new_tokens=$TOKENS --server-env VOXLINE_QUEUE_TIMEOUT_S=600
+             --server-env VOXLINE_MAX_ACTIVE=32 --server-env VOXLINE_MAX_BATCH=32
+             --server-env VOXLINE_MAX_QUEUE=64) ;;
     *) say "unknown variant $v"; continue ;;
   esac
   case "$v" in fp16|deepspeed) if [ "$DEVICE" != cuda ]; then say "$v: skipped (needs CUDA)"; continue; fi ;; esac
   if [ "$v" = deepspeed ] && [ "$DS_OK" != 1 ]; then say "deepspeed: skipped (does not import)"; continue; fi
   share=$(( ($(left) - OVERHEAD_RESERVE - 15) / (${#VARS[@]} - i) ))
   if [ "$share" -lt 45 ]; then say "$v: skipped (only ${share}s left)"; continue; fi
+  req=$REQUESTS
+  if [ "$v" = continuous ]; then  # at least one request per stream at the highest concurrency
+    maxc=$(tr , '\n' <<<"$CONCURRENCY" | sort -n | tail -n1)
+    if [ "$maxc" -gt "$req" ]; then req=$maxc; fi
+  fi
   run_latency "$v" "$share" --spawn --engine xtts --xtts-dir "$CKPT" --device "$DEVICE" \
-    "${flags[@]}" --concurrency "$CONCURRENCY" --requests "$REQUESTS" --workloads "$WORKLOADS" \
+    "${flags[@]}" --concurrency "$CONCURRENCY" --requests "$req" --workloads "$WORKLOADS" \
     --languages en --warmup 2
 done
+
+# Streams per GPU for the continuous-batching run (no underrun; TTFA p95 within 150 ms).
+if [ -f "$WORK/runs/continuous/latency.json" ]; then
+  $PYTHON bench/streams_report.py "$WORK/runs/continuous/latency.json" | tee "$OUT/streams.md"
+fi
 
 # 4. Server overhead at concurrency 1: a fixed-timing fake engine, then the tiny XTTS.
 if [ "$OVERHEAD" -gt 0 ] && [ "$(left)" -gt 40 ]; then

@@ -10,10 +10,14 @@ stream whose playback deadline comes first:
 - a stream that has sent audio is due when that audio would run out at real-time playback
   (time of its first chunk + seconds of audio sent); one comfortably ahead yields.
 
-Requests admitted together whose engine allows it (`Engine.batch_key`) start as one lockstep
-batch of up to `max_batch` rows: one forward pass serves them all, and each row's chunk goes to
-its own request. Requests beyond `max_active` wait in a bounded FIFO; beyond `max_queue`
-waiting, `submit` refuses at once (503). Cancellation and errors are per request.
+Engines that batch (a stream with a `Batcher`, XTTS) advance the first job in deadline order
+together with the next ones in that order, up to `max_batch` rows (continuous batching): a
+request joins the running batch at any decode step (a new arrival interrupts the batch when it
+has room) and leaves it at any step; when more jobs are runnable than `max_batch`, those whose
+deadlines come last wait. `max_batch=1` is plain interleaving, one chunk at a time. Requests
+beyond `max_active` wait in a bounded FIFO; beyond `max_queue` waiting, `submit` refuses at
+once (503). Cancellation and errors are per request (an engine failure inside a shared forward
+pass fails the requests in it).
 """
 
 from __future__ import annotations
@@ -75,9 +79,6 @@ class Job:
     admitted: threading.Event = field(default_factory=threading.Event)
     cancel: threading.Event = field(default_factory=threading.Event)
     stream: EngineStream | None = None
-    batch_key: object = None  # equal keys may start their first sentences as one batch
-    started: bool = False  # its first sentence has been opened
-    not_before: float = 0.0  # a batchable job waits this long for mates to arrive
     first_chunk_at: float | None = None
     audio_s: float = 0.0
 
@@ -91,12 +92,13 @@ class Job:
             return self.arrival
         return self.first_chunk_at + self.consumed_s()
 
-    def paused(self, max_ahead_s: float) -> bool:
-        """Too far ahead of its client: its slot goes to others until the client reads."""
-        return self.audio_s - self.consumed_s() > max_ahead_s
-
     def cancelled(self) -> bool:
         return self.cancel.is_set() or self.client_gone()
+
+    def runnable(self, max_ahead_s: float) -> bool:
+        """Whether the loop may step this job now: not cancelled, and not so far ahead of its
+        client that its slot should go to others until the client reads."""
+        return not self.cancel.is_set() and self.audio_s - self.consumed_s() <= max_ahead_s
 
 
 class JobHandle:
@@ -143,13 +145,11 @@ class Scheduler:
     """Owns exclusive use of one engine from a single loop thread."""
 
     def __init__(self, max_queue: int = 16, wait_timeout_s: float = 120.0,
-                 max_active: int = 8, max_batch: int = 1, batch_window_s: float = 0.02,
-                 max_ahead_s: float = 10.0) -> None:
+                 max_active: int = 8, max_batch: int = 1, max_ahead_s: float = 10.0) -> None:
         self.max_queue = max_queue
         self.max_ahead_s = max_ahead_s
         self.max_active = max_active
         self.max_batch = max_batch
-        self.batch_window_s = batch_window_s
         self.wait_timeout_s = wait_timeout_s
         self._cond = threading.Condition()
         self._pending: deque[Job] = deque()
@@ -157,9 +157,11 @@ class Scheduler:
         self._tasks: deque[tuple[Callable[[], Any], queue.Queue]] = deque()
         self._numbers = itertools.count()
         self._thread: threading.Thread | None = None
-        self.batches_opened = 0  # lockstep batches started (for tests, metrics and logs)
+        self.batched_steps = 0  # scheduler steps that advanced more than one stream
+        self._arrivals = 0  # submissions so far: a running batch regroups when it changes
+        self._seen_arrivals = 0  # submissions when the loop last chose what to step
         # Moving estimate of the time between request completions while busy (the model's
-        # real pace under load, interleaving included), for Retry-After.
+        # real pace under load, batching and interleaving included), for Retry-After.
         self._per_request_s = 1.0
         self._last_mark: float | None = None
 
@@ -206,6 +208,7 @@ class Scheduler:
             if len(self._active) + len(self._pending) >= self.max_active + self.max_queue:
                 raise QueueFull(self.retry_after())
             self._pending.append(job)
+            self._arrivals += 1
             if self._last_mark is None:
                 self._last_mark = time.monotonic()
             self._ensure_thread()
@@ -238,41 +241,35 @@ class Scheduler:
 
     def _loop(self) -> None:
         while True:
-            task, job = self._next_work()
+            task, ordered = self._next_work()
             if task is not None:
                 REQUEST_ID.set(NO_REQUEST)
                 self._run_task(*task)
-            elif job is not None:
-                self._step(job)
+            elif ordered:
+                self._step(ordered)
 
-    def _next_work(self) -> tuple[tuple | None, Job | None]:
-        """Wait for work; admit waiting jobs; return a task, or the job to step next."""
+    def _next_work(self) -> tuple[tuple | None, list[Job]]:
+        """Wait for work; admit waiting jobs; return a task, or the runnable jobs in deadline
+        order."""
         with self._cond:
             while True:
                 self._drop_cancelled()
                 self._admit()
                 if self._tasks:
-                    return self._tasks.popleft(), None
-                now = time.monotonic()
-                ready = [j for j in self._active if j.started or j.not_before <= now]
-                runnable = [j for j in ready if not j.paused(self.max_ahead_s)]
-                if runnable:
-                    return None, min(runnable, key=lambda j: (j.deadline(), j.number))
-                waits = [j.not_before - now for j in self._active if j.not_before > now]
+                    return self._tasks.popleft(), []
+                ready = [j for j in self._active if j.runnable(self.max_ahead_s)]
+                if ready:
+                    self._seen_arrivals = self._arrivals  # later ones may join the next step
+                    return None, sorted(ready, key=lambda j: (j.deadline(), j.number))
                 # Paused jobs resume when their clients read: look again shortly.
-                self._cond.wait(min(waits, default=0.02 if ready else 0.5))
+                self._cond.wait(0.02 if self._active else 0.5)
 
     def _admit(self) -> None:
-        """Move waiting jobs into the active set. A job that could share a batch waits a few
-        milliseconds (`batch_window_s`) for requests arriving with it."""
+        """Move waiting jobs into the active set, oldest first."""
         while self._pending and len(self._active) < self.max_active:
             job = self._pending.popleft()
             self._active.append(job)
             job.admitted.set()
-            if self.max_batch > 1 and job.sentences:
-                job.batch_key = job.engine.batch_key(job.sentences[0].params)
-                if job.batch_key is not None:
-                    job.not_before = job.arrival + self.batch_window_s
 
     def _drop_cancelled(self) -> None:
         for job in [j for j in self._pending if j.cancel.is_set()]:
@@ -291,77 +288,96 @@ class Scheduler:
             self._active.remove(job)
         job.out.put(outcome)
 
-    def _step(self, job: Job) -> None:
-        """Compute one chunk of `job` (opening its next sentence when needed); deliver the
-        chunks a batch step made for the job's batch mates too."""
-        self._advance(job)
-        with self._cond:
-            others = [j for j in self._active if j is not job and j.stream and j.stream.ready()]
-        for other in others:
-            self._advance(other)
+    def _step(self, ordered: list[Job]) -> None:
+        """Advance the job whose deadline comes first, together with the next jobs in deadline
+        order that its engine can batch with it (up to `max_batch` rows)."""
+        group = self._group(ordered)
+        if not group:
+            return
+        batcher = group[0].stream.batcher
+        if batcher is None:
+            self._run_alone(group[0])
+            return
+        arrivals = self._seen_arrivals
+        room = len(group) < self.max_batch
 
-    def _advance(self, job: Job) -> None:
+        def interrupt() -> bool:  # regroup at the next decode step: a newcomer may join
+            return (room and self._arrivals != arrivals) or any(j.cancelled() for j in group)
+
+        streams = {j.stream: j for j in group}
+        try:
+            chunks = batcher.advance(list(streams), interrupt)
+        except Exception as exc:
+            logger.exception("synthesis failed for %s", ", ".join(j.request_id for j in group))
+            with self._cond:
+                for job in group:
+                    self._finish(job, exc)
+            return
+        if len(group) > 1:
+            self.batched_steps += 1
+        for stream, chunk in chunks.items():
+            self._deliver(streams[stream], chunk)
+
+    def _group(self, ordered: list[Job]) -> list[Job]:
+        """The first job with a stream open, then its batch mates in deadline order."""
+        group: list[Job] = []
+        for job in ordered:
+            if group and (len(group) >= self.max_batch or job.engine is not group[0].engine):
+                continue
+            if not self._ensure_stream(job):
+                continue
+            if not group or (job.stream.batcher is not None
+                             and job.stream.batcher is group[0].stream.batcher):
+                group.append(job)
+            if len(group) == 1 and job.stream.batcher is None:
+                break  # an engine that cannot batch: this job alone
+        return group
+
+    def _ensure_stream(self, job: Job) -> bool:
+        """Open the job's next sentence if it has none; False if the job ended or failed."""
+        if job.stream is not None:
+            return True
         REQUEST_ID.set(job.request_id)  # engine log lines name the request they work for
         try:
-            chunk = None
-            while chunk is None:
-                if job.stream is None:
-                    if not job.sentences:
-                        with self._cond:
-                            self._finish(job, _END)
-                            self._mark_completion(time.monotonic())
-                        return
-                    self._open(job)
-                chunk = job.stream.step()
-                if chunk is None:
-                    job.stream.close()
-                    job.stream = None
+            if not job.sentences:
+                with self._cond:
+                    self._finish(job, _END)
+                    self._mark_completion(time.monotonic())
+                return False
+            job.stream = job.engine.open_stream(*_fields(job.sentences.pop(0)))
+        except Exception as exc:
+            logger.exception("[%s] synthesis failed", job.request_id)
+            with self._cond:
+                self._finish(job, exc)
+            return False
+        return True
+
+    def _run_alone(self, job: Job) -> None:
+        REQUEST_ID.set(job.request_id)
+        try:
+            chunk = job.stream.step()
         except Exception as exc:
             logger.exception("[%s] synthesis failed", job.request_id)
             with self._cond:
                 self._finish(job, exc)
             return
+        self._deliver(job, chunk)
+
+    def _deliver(self, job: Job, chunk: np.ndarray | None) -> None:
+        """Send a chunk to the job's request; None ends its sentence (the next one opens at
+        its next turn, or the job ends)."""
+        if chunk is None:
+            job.stream.close()
+            job.stream = None
+            if not job.sentences:
+                with self._cond:
+                    self._finish(job, _END)
+                    self._mark_completion(time.monotonic())
+            return
         if job.first_chunk_at is None:
             job.first_chunk_at = time.monotonic()
         job.audio_s += len(chunk) / job.engine.sample_rate
         job.out.put(chunk)
-
-    def _open(self, job: Job) -> None:
-        """Open the job's next sentence; a first sentence starts a batch with every active job
-        that has not started yet and has the same batch key."""
-        mates = self._claim_mates(job)
-        if len(mates) < 2:
-            job.stream = job.engine.open_stream(*_fields(job.sentences.pop(0)))
-            return
-        try:
-            rows = job.engine.open_batch([m.sentences[0] for m in mates])
-        except Exception:
-            # One bad sentence must not fail its mates: each opens alone (and fails alone).
-            for mate in mates:
-                mate.started = False
-            job.started = True
-            job.stream = job.engine.open_stream(*_fields(job.sentences.pop(0)))
-            return
-        for mate, row in zip(mates, rows, strict=True):
-            mate.sentences.pop(0)
-            mate.stream = row
-        self.batches_opened += 1
-        logger.info("batch of %d: %s", len(mates), ", ".join(m.request_id for m in mates))
-
-    def _claim_mates(self, job: Job) -> list[Job]:
-        with self._cond:
-            first = not job.started
-            job.started = True
-            if not first or job.batch_key is None:
-                return [job]
-            mates = [job] + [
-                m for m in self._active
-                if m is not job and not m.started and m.engine is job.engine
-                and m.batch_key == job.batch_key and not m.cancelled()
-            ][:self.max_batch - 1]
-            for mate in mates:
-                mate.started = True
-            return mates
 
     @staticmethod
     def _run_task(fn: Callable[[], Any], result: queue.Queue) -> None:

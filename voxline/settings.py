@@ -41,14 +41,11 @@ class Settings:
     max_queue: int = 16
     # Streams synthesised at once (interleaved chunk by chunk); more wait in the queue.
     max_active: int = 8
-    # Requests admitted together with greedy sampling (top_k=1) share one forward pass, up
-    # to this many rows (1: never batch). See bench/RESULTS.md for the measured gain.
-    max_batch: int = 4
-    # How long a batchable request waits for others arriving with it (adds at most this much
-    # to its first audio).
-    batch_window_ms: float = 20.0
+    # Rows per GPT forward pass (continuous batching): with more active requests, those with
+    # the earliest playback deadlines advance (1: interleave). See bench/RESULTS.md.
+    max_batch: int = 8
     # GPT tokens per XTTS chunk: a small first chunk for fast first audio, then larger ones
-    # (HiFi-GAN re-decodes everything so far at each chunk, so fewer chunks cost less).
+    # (each chunk costs a vocoder call over its new audio plus a short left context).
     chunk_schedule: str = "4,20"
     queue_timeout_s: float = 120.0
     # Backpressure: a stream runs at most this many seconds of audio ahead of what its client
@@ -121,8 +118,6 @@ class Settings:
             parse_level_policy(self.level)
         except ValueError as exc:
             raise SettingsError(f"VOXLINE_LEVEL: {exc}") from exc
-        if not 0 <= self.batch_window_ms <= 1000:
-            raise SettingsError("VOXLINE_BATCH_WINDOW_MS must be between 0 and 1000")
         if self.max_batch < 1:
             raise SettingsError("VOXLINE_MAX_BATCH must be at least 1")
         if self.max_active < 1:

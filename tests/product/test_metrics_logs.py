@@ -108,3 +108,38 @@ def test_log_format_carries_the_request_id():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
     RequestIdFilter().filter(record)
     assert logging.Formatter(LOG_FORMAT).format(record).endswith("hello rid=-")
+
+
+class CountingEngine(FakeEngine):
+    """A fake engine that reports throughput counters as a batching engine does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from voxline.engines.base import EngineStats
+
+        self._stats = EngineStats()
+
+    @property
+    def stats(self):
+        return self._stats
+
+
+def test_batch_rows_tokens_and_vocoder_time(make_app):
+    engine = CountingEngine()
+    client = make_app(engine).test_client()
+    for rows in (1, 3, 3, 4, 9):
+        engine.stats.observe_step(rows, 0.01)
+    engine.stats.vocoder_s = 0.25
+    samples = scrape(client)
+    buckets = {le: value(samples, "voxline_batch_rows_bucket", le=le)
+               for le in ("1.0", "2.0", "4.0", "8.0", "16.0", "+Inf")}
+    assert buckets == {"1.0": 1, "2.0": 1, "4.0": 4, "8.0": 4, "16.0": 5, "+Inf": 5}
+    assert value(samples, "voxline_batch_rows_count") == 5
+    assert value(samples, "voxline_batch_rows_sum") == 20
+    assert value(samples, "voxline_gpt_tokens_total") == 20
+    assert value(samples, "voxline_vocoder_seconds_total") == 0.25
+    assert abs(value(samples, "voxline_gpt_seconds_total") - 0.05) < 1e-9
+
+
+def test_engines_without_counters_have_no_batch_metrics(client):
+    assert not any(name.startswith("voxline_batch_rows") for name, _ in scrape(client))

@@ -82,7 +82,9 @@ def test_stepping_loop_equals_coqui_inference_stream(engine, top_k):
         min_new_tokens=30, max_new_tokens=30)]
     assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs, strict=True):
-        np.testing.assert_array_equal(a, b)
+        # Same tokens from the same seed; the windowed vocoder differs by float rounding.
+        assert len(a) == len(b)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
 def test_closing_the_stream_mid_way_leaves_the_model_usable(engine):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
@@ -69,9 +69,45 @@ class EngineStream(ABC):
     def close(self) -> None:
         """Free what the stream holds (KV cache, generator); safe to call twice."""
 
-    def ready(self) -> bool:
-        """True when a chunk is already computed (a batch step made it for this row too)."""
-        return False
+    @property
+    def batcher(self) -> Batcher | None:
+        """What can advance this stream together with others of its engine (None: alone)."""
+        return None
+
+
+class Batcher(ABC):
+    """Advances several streams of one engine with shared forward passes (continuous
+    batching): the scheduler picks which streams advance; each gets exactly its solo audio."""
+
+    @abstractmethod
+    def advance(self, streams: list[EngineStream],
+                interrupt: Callable[[], bool]) -> dict[EngineStream, np.ndarray | None]:
+        """Compute until one or more of `streams` has its next chunk (None: it has ended), or
+        until `interrupt()` says the set of streams should change; return those chunks."""
+
+
+@dataclass
+class EngineStats:
+    """Throughput counters an engine keeps for /metrics (written by the scheduler's thread)."""
+
+    row_buckets: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    row_counts: list[int] = field(default_factory=lambda: [0] * 8)  # per bucket, then +Inf
+    steps: int = 0
+    rows: int = 0  # sum of rows over steps
+    tokens: int = 0
+    gpt_s: float = 0.0
+    vocoder_s: float = 0.0
+    audio_s: float = 0.0
+
+    def observe_step(self, rows: int, seconds: float) -> None:
+        """One GPT forward pass over `rows` rows, each producing one token."""
+        index = next((i for i, b in enumerate(self.row_buckets) if rows <= b),
+                     len(self.row_buckets))
+        self.row_counts[index] += 1
+        self.steps += 1
+        self.rows += rows
+        self.tokens += rows
+        self.gpt_s += seconds
 
 
 class GeneratorStream(EngineStream):
@@ -137,13 +173,10 @@ class Engine(ABC):
         """Start synthesising `text`; engines with their own per-request state override this."""
         return GeneratorStream(self.stream(text, voice, language, params))
 
-    def batch_key(self, params: SynthesisParams) -> tuple | None:
-        """Requests with equal keys may be synthesised in one batch; None: never batched."""
+    @property
+    def stats(self) -> EngineStats | None:
+        """Throughput counters (rows per step, tokens, vocoder time), if the engine keeps them."""
         return None
-
-    def open_batch(self, items: list[Utterance]) -> list[EngineStream]:
-        """Start several utterances that step together (only when `batch_key` allows)."""
-        raise EngineError(f"the {self.name} engine does not batch")
 
     def warmup(self, voice: Conditioning) -> None:
         """Run one short synthesis so the first real request does not pay for lazy setup."""

@@ -15,12 +15,13 @@ from voxline.engines.base import (
     Conditioning,
     Engine,
     EngineError,
+    EngineStats,
     EngineStream,
     SynthesisParams,
     Utterance,
 )
 from voxline.engines.languages import probe_languages
-from voxline.engines.xtts_batch import BatchRow, XttsBatch, batch_key, schedule_of
+from voxline.engines.xtts_batch import XttsBatcher, schedule_of
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class XttsEngine(Engine):
         support = probe_languages(config.languages, model.tokenizer.encode)
         self.languages, self.unavailable_languages = support.usable, support.unavailable
         self._model_id = _checkpoint_identity(checkpoint_dir)
+        self.batcher = XttsBatcher(self)
         logger.info(
             "XTTS loaded from %s on %s (deepspeed %s, fp16 %s)",
             checkpoint_dir, self.device, "on" if self.deepspeed else "off", fp16,
@@ -173,14 +175,12 @@ class XttsEngine(Engine):
     def open_stream(
         self, text: str, voice: Conditioning, language: str, params: SynthesisParams
     ) -> EngineStream:
-        return self.open_batch([Utterance(text, voice, language, params)])[0]
+        return self.batcher.open(Utterance(text, voice, language, params),
+                                 schedule_of(params, self.chunk_schedule))
 
-    def batch_key(self, params: SynthesisParams) -> tuple | None:
-        return batch_key(params, self.chunk_schedule)
-
-    def open_batch(self, items: list[Utterance]) -> list[EngineStream]:
-        batch = XttsBatch(self, items, schedule_of(items[0].params, self.chunk_schedule))
-        return [BatchRow(batch, i) for i in range(len(items))]
+    @property
+    def stats(self) -> EngineStats:
+        return self.batcher.stats
 
 
 def _checkpoint_identity(folder: Path) -> str:

@@ -12,7 +12,12 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from voxline.server.context import current
@@ -100,6 +105,28 @@ class _LiveCollector:
                                  "device": str(engine.device),
                                  "sample_rate": str(engine.sample_rate)})
         yield info
+        stats = engine.stats if engine is not None else None
+        if stats is not None:
+            yield from _engine_stats(stats)
+
+
+def _engine_stats(stats):
+    """Rows per GPT step, tokens, GPT and vocoder time (rate() of the counters gives tokens/s
+    and the vocoder's share)."""
+    cumulative, total = [], 0
+    for bound, count in zip([*(str(float(b)) for b in stats.row_buckets), "+Inf"], stats.row_counts,
+                            strict=True):
+        total += count
+        cumulative.append((bound, total))
+    yield HistogramMetricFamily("voxline_batch_rows", "Rows (streams) per GPT forward pass",
+                                buckets=cumulative, sum_value=stats.rows)
+    for name, text, value in (
+        ("voxline_gpt_tokens", "GPT tokens generated (all rows)", stats.tokens),
+        ("voxline_gpt_seconds", "Time in GPT forward passes and sampling", stats.gpt_s),
+        ("voxline_vocoder_seconds", "Time in the vocoder (HiFi-GAN)", stats.vocoder_s),
+        ("voxline_engine_audio_seconds", "Seconds of audio the engine produced", stats.audio_s),
+    ):
+        yield CounterMetricFamily(name, text, value=value)
 
 
 def init_app(app: Flask, services) -> Metrics:

@@ -35,7 +35,7 @@ class Services:
         self.level: LevelPolicy = parse_level_policy(settings.level)
         self.scheduler = Scheduler(
             settings.max_queue, settings.queue_timeout_s, settings.max_active,
-            settings.max_batch, settings.batch_window_ms / 1000, settings.max_ahead_s,
+            settings.max_batch, settings.max_ahead_s,
         )
         self.phrases = PhraseCache(settings.cache_dir / "phrases",
                                    int(settings.phrase_cache_mb * 1e6))
