@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -102,8 +103,16 @@ def test_audiosocket_service_serves_and_stops_on_sigterm(stub):
     )
     try:
         connect(audio).close()
-        with urllib.request.urlopen(f"http://127.0.0.1:{control}/health", timeout=5) as response:
-            assert json.loads(response.read())["status"] == "ok"
+        deadline = time.monotonic() + 10
+        while True:  # the control API binds after the audio port
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{control}/health",
+                                            timeout=5) as response:
+                    assert json.loads(response.read())["status"] == "ok"
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline, "control API never answered"
+                time.sleep(0.1)
         threading.Timer(0.1, proc.send_signal, (signal.SIGTERM,)).start()
         assert proc.wait(timeout=10) == 0
     finally:
