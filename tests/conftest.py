@@ -128,18 +128,44 @@ class ServerProcess:
             self.log.close()
 
 
-@pytest.fixture
-def spawn_server(tmp_path):
-    """Start real gunicorn servers with the given VOXLINE_* environment; stops them after."""
-    servers: list[ServerProcess] = []
+class Servers:
+    """Real gunicorn servers started for a test or a module; `place(n)` gives the n-th
+    server's default cache folder and log file."""
 
-    def spawn(app: str = "app:create_app()", **env: str) -> ServerProcess:
+    def __init__(self, place) -> None:
+        self.place = place
+        self.started: list[ServerProcess] = []
+
+    def spawn(self, app: str = "app:create_app()", **env: str) -> ServerProcess:
         """`app` may be `tests.fakes:create_app()`: a fake engine behind real gunicorn."""
-        env.setdefault("VOXLINE_CACHE_DIR", str(tmp_path / "cache"))
-        server = ServerProcess(env, tmp_path / f"gunicorn-{len(servers)}.log", app)
-        servers.append(server)
+        cache, log = self.place(len(self.started))
+        env.setdefault("VOXLINE_CACHE_DIR", str(cache))
+        server = ServerProcess(env, log, app)
+        self.started.append(server)
         return server.start()
 
-    yield spawn
-    for server in servers:
-        server.stop()
+    def stop(self) -> None:
+        for server in self.started:
+            server.stop()
+
+
+@pytest.fixture
+def spawn_server(tmp_path):
+    """Start real gunicorn servers with the given VOXLINE_* environment (one cache folder for
+    the test's servers, as a restart would find it); stops them after."""
+    servers = Servers(lambda n: (tmp_path / "cache", tmp_path / f"gunicorn-{n}.log"))
+    yield servers.spawn
+    servers.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory):
+    """`spawn_server` for servers shared by the tests of one module (a folder each)."""
+
+    def place(_n: int):
+        folder = tmp_path_factory.mktemp("server")
+        return folder / "cache", folder / "gunicorn.log"
+
+    servers = Servers(place)
+    yield servers.spawn
+    servers.stop()

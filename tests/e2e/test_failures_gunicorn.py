@@ -28,17 +28,10 @@ def metric(url: str, name: str, **labels: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def failing(tmp_path_factory):
+def failing(module_server, tmp_path_factory):
     """A server whose engine fails after its first chunk of every sentence."""
-    from tests.conftest import ServerProcess
-
-    folder = tmp_path_factory.mktemp("failing")
-    server = ServerProcess({"FAKE_FAIL_AFTER": "1", "VOXLINE_WARMUP": "0",
-                            "VOXLINE_CACHE_DIR": str(folder),
-                            "VOXLINE_SPEAKERS_DIR": str(folder / "speakers")},
-                           folder / "gunicorn.log", FAKE).start()
-    yield server
-    server.stop()
+    return module_server(FAKE, FAKE_FAIL_AFTER="1", VOXLINE_WARMUP="0",
+                         VOXLINE_SPEAKERS_DIR=str(tmp_path_factory.mktemp("speakers")))
 
 
 def test_mid_stream_failure_is_an_error_for_http_client(failing):
@@ -106,15 +99,8 @@ def test_hostile_bodies_get_json_4xx_and_the_server_keeps_serving(spawn_server_o
 
 
 @pytest.fixture(scope="module")
-def spawn_server_once(tmp_path_factory):
-    from tests.conftest import ServerProcess
-
-    folder = tmp_path_factory.mktemp("hostile")
-    server = ServerProcess({"VOXLINE_CACHE_DIR": str(folder),
-                            "VOXLINE_SPEAKERS_DIR": str(folder / "speakers")},
-                           folder / "gunicorn.log", FAKE).start()
-    yield server
-    server.stop()
+def spawn_server_once(module_server, tmp_path_factory):
+    return module_server(FAKE, VOXLINE_SPEAKERS_DIR=str(tmp_path_factory.mktemp("speakers")))
 
 
 def stalled_reader(port: int, body: dict) -> socket.socket:

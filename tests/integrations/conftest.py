@@ -10,23 +10,9 @@ SECONDS_PER_CHAR = 1 / 14  # the tone engine's speaking rate (voxline/engines/to
 
 
 @pytest.fixture(scope="module")
-def tone_server(tmp_path_factory):
+def tone_server(module_server):
     """gunicorn serving the tone engine (voice tone-a: a 440 Hz sine, paced in real time)."""
-    from tests.conftest import ServerProcess
-
-    folder = tmp_path_factory.mktemp("integration")
-    proc = ServerProcess(
-        {
-            "VOXLINE_ENGINE": "tone",
-            "VOXLINE_CACHE_DIR": str(folder / "cache"),
-            "VOXLINE_PHRASE_CACHE_MB": "0",
-        },
-        folder / "gunicorn.log",
-    )
-    try:
-        yield proc.start()
-    finally:
-        proc.stop()
+    return module_server(VOXLINE_ENGINE="tone", VOXLINE_PHRASE_CACHE_MB="0")
 
 
 def dominant_hz(samples: np.ndarray, rate: int) -> float:

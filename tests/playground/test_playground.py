@@ -30,22 +30,8 @@ def _browser_unavailable() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from tests.conftest import ServerProcess
-
-    folder = tmp_path_factory.mktemp("playground")
-    proc = ServerProcess(
-        {
-            "VOXLINE_ENGINE": "piper",
-            "VOXLINE_CACHE_DIR": str(folder / "cache"),
-            "VOXLINE_PHRASE_CACHE_MB": "0",
-        },
-        folder / "gunicorn.log",
-    )
-    try:
-        yield proc.start()
-    finally:
-        proc.stop()
+def server(module_server):
+    return module_server(VOXLINE_ENGINE="piper", VOXLINE_PHRASE_CACHE_MB="0")
 
 
 @pytest.fixture

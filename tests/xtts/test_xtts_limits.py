@@ -15,15 +15,9 @@ FORCED = {"top_k": 1, "seed": 1, "format": "pcm", "cache": False}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_xtts):
-    from tests.conftest import ServerProcess
-
-    folder = tmp_path_factory.mktemp("limits")
-    proc = ServerProcess({"VOXLINE_ENGINE": "xtts", "VOXLINE_XTTS_DIR": str(tiny_xtts),
-                          "VOXLINE_SPEAKERS_DIR": str(ROOT / "speakers"),
-                          "VOXLINE_CACHE_DIR": str(folder)}, folder / "gunicorn.log").start()
-    yield proc
-    proc.stop()
+def server(module_server, tiny_xtts):
+    return module_server(VOXLINE_ENGINE="xtts", VOXLINE_XTTS_DIR=str(tiny_xtts),
+                         VOXLINE_SPEAKERS_DIR=str(ROOT / "speakers"))
 
 
 def test_forced_length_beyond_the_position_limit_is_a_400(server):
