@@ -6,25 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from voxline.engines.base import Clip, SynthesisParams, Utterance
-from voxline.engines.xtts_engine import XttsEngine
+from voxline.engines.base import SynthesisParams, Utterance
 
 pytestmark = pytest.mark.slow
 ATOL = 1e-5  # audio of a batched row vs the same row alone (float32 samples, |x| <= 1)
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_xtts):
-    return XttsEngine(tiny_xtts, device="cpu", chunk_schedule=(4, 10))
-
-
-@pytest.fixture(scope="module")
-def voices(engine):
-    rate = 16000
-    t = np.arange(3 * rate) / rate
-    clip = Clip((0.3 * np.sin(2 * np.pi * 110 * t)).astype(np.float32), rate, "sine")
-    return {"low": engine.compute_conditioning([clip]),
-            "studio": engine.builtin_voices()["Studio Sine"]}
 
 
 def p(**kw) -> SynthesisParams:

@@ -9,36 +9,9 @@ import numpy as np
 import pytest
 
 from voxline.engines.base import Engine, SynthesisParams, Utterance
-from voxline.engines.xtts_engine import XttsEngine
 from voxline.scheduler import Scheduler
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_xtts):
-    return XttsEngine(tiny_xtts, device="cpu", chunk_schedule=(4, 10))
-
-
-@pytest.fixture(scope="module")
-def voices(engine):
-    rate = 16000
-    t = np.arange(3 * rate) / rate
-    made = {
-        "low": engine.compute_conditioning(
-            [_clip(0.3 * np.sin(2 * np.pi * 110 * t), rate)]),
-        "high": engine.compute_conditioning(
-            [_clip(0.2 * np.sin(2 * np.pi * 330 * t) + 0.05 * np.sin(2 * np.pi * 900 * t), rate)]),
-    }
-    made["studio"] = engine.builtin_voices()["Studio Sine"]
-    return made
-
-
-def _clip(samples, rate):
-    from voxline.engines.base import Clip
-
-    return Clip(samples.astype(np.float32), rate, "synthetic")
-
 
 REQUESTS = [
     # text, voice, params
