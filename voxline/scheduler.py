@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from voxline.engines.base import Engine, EngineStream, Utterance
+from voxline.engines.base import Engine, EngineStream, TimedChunk, Utterance
 from voxline.request_context import NO_REQUEST, REQUEST_ID
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class Job:
     admitted: threading.Event = field(default_factory=threading.Event)
     cancel: threading.Event = field(default_factory=threading.Event)
     stream: EngineStream | None = None
+    sentence: int = -1  # index of the sentence being synthesised
     first_chunk_at: float | None = None
     audio_s: float = 0.0
 
@@ -119,9 +120,14 @@ class JobHandle:
                 self.close()
                 raise QueueTimeout(self._scheduler.retry_after())
 
-    def chunks(self) -> Iterator[np.ndarray]:
+    def chunks(self) -> Iterator[np.ndarray | TimedChunk]:
         """The request's audio as the loop computes it; raises SynthesisError on failure and
         Cancelled when the loop dropped the job for a client gone (never a clean short end)."""
+        for _sentence, chunk in self.timed_chunks():
+            yield chunk
+
+    def timed_chunks(self) -> Iterator[tuple[int, np.ndarray | TimedChunk]]:
+        """As `chunks`, each with the index of the sentence (utterance) it belongs to."""
         try:
             while True:
                 item = self.job.out.get()
@@ -345,6 +351,7 @@ class Scheduler:
                     self._mark_completion(time.monotonic())
                 return False
             job.stream = job.engine.open_stream(*_fields(job.sentences.pop(0)))
+            job.sentence += 1
         except Exception as exc:
             logger.exception("[%s] synthesis failed", job.request_id)
             with self._cond:
@@ -363,7 +370,7 @@ class Scheduler:
             return
         self._deliver(job, chunk)
 
-    def _deliver(self, job: Job, chunk: np.ndarray | None) -> None:
+    def _deliver(self, job: Job, chunk: np.ndarray | TimedChunk | None) -> None:
         """Send a chunk to the job's request; None ends its sentence (the next one opens at
         its next turn, or the job ends)."""
         if chunk is None:
@@ -377,7 +384,7 @@ class Scheduler:
         if job.first_chunk_at is None:
             job.first_chunk_at = time.monotonic()
         job.audio_s += len(chunk) / job.engine.sample_rate
-        job.out.put(chunk)
+        job.out.put((job.sentence, chunk))
 
     @staticmethod
     def _run_task(fn: Callable[[], Any], result: queue.Queue) -> None:

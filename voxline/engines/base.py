@@ -45,6 +45,43 @@ class SynthesisParams:
 
 
 @dataclass(frozen=True)
+class Word:
+    """One spoken word of an utterance and where it sounds.
+
+    `start`/`end` are samples counted from the start of the chunk that carries the word (a
+    word that began in an earlier chunk has a negative `start`); `char_start`/`char_end` are
+    offsets into the utterance's text. `estimated`: spread over the audio by weight, not
+    measured by the model.
+    """
+
+    text: str
+    start: int
+    end: int
+    char_start: int
+    char_end: int
+    estimated: bool = False
+
+
+@dataclass(frozen=True)
+class TimedChunk:
+    """Audio with the words whose last sample it carries (engines that know their timing).
+    Engines that do not know word timing yield plain float32 arrays."""
+
+    samples: np.ndarray
+    words: tuple[Word, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+def chunk_parts(chunk: np.ndarray | TimedChunk) -> tuple[np.ndarray, tuple[Word, ...]]:
+    """The samples and words of an engine chunk, whichever form it has."""
+    if isinstance(chunk, TimedChunk):
+        return chunk.samples, chunk.words
+    return chunk, ()
+
+
+@dataclass(frozen=True)
 class Utterance:
     """One sentence to speak, with everything that shapes its audio."""
 
