@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 
 class ClientGone(Exception):
@@ -20,6 +22,15 @@ class RenderStalled(RuntimeError):
     """The render produced nothing for longer than a reader may wait."""
 
 
+@dataclass(frozen=True)
+class Part:
+    """Encoded bytes, the audio seconds they end at, and the words they complete."""
+
+    data: bytes
+    end_s: float
+    words: tuple[Any, ...] = ()
+
+
 class Tape:
     """Encoded parts of one render, each marked with the audio seconds it ends at."""
 
@@ -27,8 +38,7 @@ class Tape:
         # keep=False: nobody joins later (not shared), so parts every reader has are dropped.
         self.keep = keep
         self._cond = threading.Condition()
-        self._parts: list[bytes] = []
-        self._marks: list[float] = []
+        self._parts: list[Part] = []
         self._readers: set[TapeReader] = set()
         self._dropped = 0  # parts before this index were released (keep=False)
         self._done = False
@@ -43,14 +53,14 @@ class Tape:
         with self._cond:
             self.started_at = self._progress_at = time.monotonic()
 
-    def write(self, data: bytes, audio_s: float) -> None:
-        """Append encoded bytes ending at `audio_s` seconds of audio (empty ones: progress)."""
+    def write(self, data: bytes, audio_s: float, words: tuple[Any, ...] = ()) -> None:
+        """Append encoded bytes ending at `audio_s` seconds of audio, with the words whose
+        last sample they carry (neither bytes nor words: progress only)."""
         with self._cond:
             self._progress_at = time.monotonic()
-            if not data:
+            if not data and not words:
                 return
-            self._parts.append(data)
-            self._marks.append(audio_s)
+            self._parts.append(Part(data, audio_s, tuple(words)))
             self._cond.notify_all()
 
     def touch(self) -> None:
@@ -63,6 +73,11 @@ class Tape:
         with self._cond:
             self._done, self.error = True, error
             self._cond.notify_all()
+
+    def wait_closed(self, timeout_s: float) -> bool:
+        """Wait until the producer has ended the tape; False on time-out."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._done, timeout_s)
 
     # Facts --------------------------------------------------------------------------------
 
@@ -79,13 +94,13 @@ class Tape:
     def data(self) -> bytes:
         """Every byte written (for a kept tape)."""
         with self._cond:
-            return b"".join(self._parts)
+            return b"".join(p.data for p in self._parts)
 
     def consumed_s(self) -> float:
         """Audio seconds the furthest reader has handed to its client."""
         with self._cond:
             taken = max((r.taken for r in self._readers), default=0)
-            return self._marks[taken - 1] if taken else 0.0
+            return self._parts[taken - 1].end_s if taken else 0.0
 
     # Reader side --------------------------------------------------------------------------
 
@@ -100,14 +115,14 @@ class Tape:
         with self._cond:
             low = min((r.taken for r in self._readers), default=0)
             for i in range(self._dropped, low):
-                self._parts[i] = b""
+                self._parts[i] = Part(b"", self._parts[i].end_s)
             self._dropped = max(self._dropped, low)
 
     def _leave(self, reader: TapeReader) -> None:
         with self._cond:
             self._readers.discard(reader)
 
-    def _wait(self, position: int, stall_s: float, gone: Callable[[], bool]) -> list[bytes]:
+    def _wait(self, position: int, stall_s: float, gone: Callable[[], bool]) -> list[Part]:
         """Parts after `position`, once there are any; [] at a clean end."""
         with self._cond:
             while True:
@@ -137,12 +152,21 @@ class TapeReader:
     def next(self, stall_s: float, gone: Callable[[], bool] = lambda: False) -> bytes:
         """The bytes available after what this reader has seen (waiting for some); b"" at the
         tape's clean end. Raises the render's error, RenderStalled or ClientGone."""
+        while parts := self.next_parts(stall_s, gone):
+            data = b"".join(p.data for p in parts)
+            if data:
+                return data
+        return b""
+
+    def next_parts(self, stall_s: float,
+                   gone: Callable[[], bool] = lambda: False) -> list[Part]:
+        """As `next`, as parts (bytes with their audio marks and words); [] at the end."""
         self.taken = self._position  # the caller has sent what it got last time
         if not self.tape.keep:
             self.tape._forget_read()
         parts = self.tape._wait(self._position, stall_s, gone)
         self._position += len(parts)
-        return b"".join(parts)
+        return parts
 
     def close(self) -> None:
         if not self._closed:

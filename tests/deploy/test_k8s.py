@@ -62,7 +62,7 @@ def test_probes_hit_routes_that_answer_on_the_served_port(client):
 def test_readiness_fails_while_draining(make_app, engine):
     app = make_app(engine)
     assert app.test_client().get("/ready").status_code == 200
-    app.extensions["voxline"].drain()
+    app.services.drain()
     response = app.test_client().get("/ready")
     assert response.status_code == 503 and response.get_json()["status"] == "draining"
     assert app.test_client().get("/health").status_code == 200  # alive: not restarted

@@ -120,7 +120,7 @@ def test_not_ready_is_a_server_error_with_retry_after(loading_app):
     assert refused.json["error"]["type"] == "server_error"
     assert refused.json["error"]["code"] == "not_ready"
     assert int(refused.headers["Retry-After"]) >= 1
-    assert app.extensions["voxline"].wait_ready(10)
+    assert app.services.wait_ready(10)
 
 
 def test_voices_list_names_then_aliases(client):

@@ -150,7 +150,7 @@ def test_deleting_a_voice_drops_its_renders(admin_app, tmp_path):
     client = app.test_client()
     assert client.post("/tts_stream", json={**REQUEST, "speaker": "extra"}).data
     assert client.post("/tts_stream", json=REQUEST).data
-    phrases = app.extensions["voxline"].phrases
+    phrases = app.services.phrases
     assert phrases.stats()[0] == 2
     deleted = client.delete("/v1/voices/extra", headers=ADMIN)
     assert deleted.json["cached_renders_dropped"] == 1

@@ -191,9 +191,9 @@ def test_uploaded_voice_survives_a_restart_from_the_latent_cache(admin_app, tmp_
     clip = ("a.wav", clip_bytes(tmp_path, speech_like(5)))
     assert upload(first.test_client(), "anna", clip).status_code == 201
     engine = LatentEngine()
-    bank = admin_app(engine).extensions["voxline"].voices  # a restart over the same folders
+    bank = admin_app(engine).services.voices  # a restart over the same folders
     assert "anna" in bank.report.cached and engine.conditioned == 0
-    assert bank.digest("anna") == first.extensions["voxline"].voices.digest("anna")
+    assert bank.digest("anna") == first.services.voices.digest("anna")
 
 
 def test_builtin_and_default_voices_cannot_be_deleted(admin_app, tmp_path):

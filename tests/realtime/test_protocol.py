@@ -180,7 +180,7 @@ def test_bad_messages_get_errors_and_the_session_lives(server):
     assert codes == [
         "invalid_message",
         "invalid_json",
-        "invalid_message",
+        "invalid_json",  # not an object: the same code as an HTTP body (one decoder)
         "unknown_type",
         "invalid_message",
         "invalid_context_id",
@@ -319,6 +319,7 @@ def test_messages_are_json_text_with_the_documented_fields(server):
             "audio_end_ms",
             "audio_ms",
             "segments",
+            "words",
         }
         assert json.loads(json.dumps(message)) == message
 
@@ -380,7 +381,7 @@ def test_a_draining_server_closes_sessions_once_their_audio_is_done(serve):
     client.send("input_text.append", text="Almost done.")
     client.send("input_text.end")
     client.until("speech.audio.delta")
-    server.app.extensions["voxline"].drain()  # what SIGTERM does (voxline.server.drain)
+    server.app.services.drain()  # what SIGTERM does (voxline.server.drain)
     done = client.until("speech.audio.done")[-1]
     assert done["audio_ms"] == 400  # the audio in progress finished
     with pytest.raises(ConnectionClosed):

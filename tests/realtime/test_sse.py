@@ -9,7 +9,9 @@ import numpy as np
 
 from tests.fakes import FakeEngine
 from voxline.audio import float_to_int16
-from voxline.server.sse import sse_events, usage_for
+from voxline.server.framing import SseEvents, usage_for
+from voxline.synthesis.words import WordMark
+from voxline.tape import Part
 
 
 def parse(body: bytes) -> list[dict]:
@@ -23,16 +25,10 @@ def parse(body: bytes) -> list[dict]:
     return events
 
 
-def test_each_chunk_is_one_delta_then_done_with_usage():
-    closed = []
-
-    def chunks():
-        try:
-            yield from [b"\x01\x02", b"", b"\x03"]
-        finally:
-            closed.append(True)
-
-    events = parse(b"".join(sse_events(chunks(), usage_for("Hello."))))
+def test_each_part_with_audio_is_one_delta_then_done_with_usage():
+    framing = SseEvents(usage_for("Hello."))
+    parts = [Part(b"\x01\x02", 0.1), Part(b"", 0.1), Part(b"\x03", 0.2)]
+    events = parse(b"".join(framing.part(p) for p in parts) + framing.end())
     assert events == [
         {"type": "speech.audio.delta", "audio": base64.b64encode(b"\x01\x02").decode()},
         {"type": "speech.audio.delta", "audio": base64.b64encode(b"\x03").decode()},
@@ -41,22 +37,16 @@ def test_each_chunk_is_one_delta_then_done_with_usage():
             "usage": {"input_tokens": 6, "output_tokens": 0, "total_tokens": 6},
         },
     ]
-    assert closed == [True]
 
 
-def test_closing_early_closes_the_audio_source():
-    closed = []
-
-    def chunks():
-        try:
-            yield from [b"a", b"b", b"c"]
-        finally:
-            closed.append(True)
-
-    events = sse_events(chunks(), usage_for("x"))
-    next(events)
-    events.close()
-    assert closed == [True]
+def test_words_are_events_only_when_asked():
+    word = WordMark("Hello", 0.0, 310.0, 0, 5)
+    part = Part(b"\x01\x02", 0.4, (word,))
+    plain = parse(SseEvents(usage_for("Hello."), timestamps=False).part(part))
+    assert [e["type"] for e in plain] == ["speech.audio.delta"]
+    timed = parse(SseEvents(usage_for("Hello."), timestamps=True).part(part))
+    assert timed[1] == {"type": "speech.words", "words": [
+        {"word": "Hello", "start_ms": 0.0, "end_ms": 310.0, "text_start": 0, "text_end": 5}]}
 
 
 def test_speech_route_streams_events_of_the_requested_format(make_app):

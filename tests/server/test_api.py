@@ -197,7 +197,7 @@ def test_queue_full_answers_503_with_retry_after(make_app, engine):
     holders = [threading.Thread(target=call) for _ in range(2)]  # one runs, one waits
     for t in holders:
         t.start()
-    scheduler = app.extensions["voxline"].scheduler
+    scheduler = app.services.scheduler
     deadline = time.monotonic() + 5
     while scheduler.depth < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -272,6 +272,6 @@ def test_not_ready_until_loaded(loading_app):
     refused = client.post("/tts_stream", json={"text": "hi"})
     assert refused.status_code == 503 and refused.json["error"] == "not_ready"
     gate.set()
-    assert app.extensions["voxline"].wait_ready(10)
+    assert app.services.wait_ready(10)
     assert client.get("/ready").status_code == 200
 

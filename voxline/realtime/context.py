@@ -1,15 +1,15 @@
 """One context of a session: its text buffer, its segments in flight, its audio timeline.
 
 Two threads per context. The feeder cuts buffered text into segments (`buffering.next_cut`)
-and submits each to the scheduler as soon as the previous one's synthesis has ended, so segment
-n+1 is synthesised while n's audio still plays at the client (gapless on any engine faster than
-real time). Submitting n+1 earlier, while n is still being synthesised, only splits one model
-between them: the scheduler then steps n+1 (due at its arrival) before n (due when its sent
-audio runs out) and delays n's own audio; measured on tiny XTTS, n's second chunk came 4.5 s
-late. The player reads segments in order, encodes them with one AudioPipeline (continuous
-across segments) and sends deltas. Every message goes through
-the session's lock, and a cancelled context sends nothing more: that lock orders the
-`context.cancelled` ack after the last delta.
+and renders each through the synthesis core as soon as the previous one's synthesis has ended,
+so segment n+1 is synthesised while n's audio still plays at the client (gapless on any engine
+faster than real time). Rendering n+1 earlier, while n is still being synthesised, only splits
+one model between them: the scheduler then steps n+1 (due at its arrival) before n (due when
+its sent audio runs out) and delays n's own audio; measured on tiny XTTS, n's second chunk came
+4.5 s late. Every segment is encoded by the context's one encoder (continuous across its
+segments) inside the core's render; the player reads each segment's tape in order and sends
+deltas and word timings. Every message goes through the owner's lock, and a cancelled context
+sends nothing more: that lock orders the `context.cancelled` ack after the last delta.
 """
 
 from __future__ import annotations
@@ -19,27 +19,50 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from voxline.realtime.buffering import next_cut
-from voxline.realtime.synth import SegmentAudio, SessionError, SessionSettings
-
-if TYPE_CHECKING:
-    from voxline.realtime.session import Session
+from voxline.realtime.synth import SessionError, SessionSettings, Synthesis, session_error
+from voxline.synthesis.render import Source
+from voxline.tape import Part
 
 logger = logging.getLogger(__name__)
 LOOKAHEAD = 1  # segments being synthesised at once per context (see the module docstring)
+STALL_S = 30.0  # the longest a player waits for a segment's next audio
+RELEASE_WAIT_S = 5.0  # how long a cancelled context waits for its render to let go
+
+
+class Owner(Protocol):
+    """What a context needs of its session (a narrow view, so the two modules do not import
+    each other)."""
+
+    id: str
+    lock: threading.RLock
+    synth: Synthesis
+
+    def send_locked(self, message: dict[str, Any]) -> None: ...
+
+    def segment_done(self, context: Context, segment: Segment) -> None: ...
+
+    def segment_error(self, context: Context, error: SessionError) -> None: ...
+
+    def context_done(self, context: Context) -> None: ...
+
+    def context_failed(self, context: Context) -> None: ...
 
 
 @dataclass
 class Segment:
-    """A stretch of the context's audio and the text it speaks."""
+    """A stretch of the context's audio, the text it speaks and where that text starts in the
+    context's input."""
 
     text: str
+    text_offset: int
     start_ms: float
     end_ms: float
     complete: bool = False
+    words: list[dict[str, Any]] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -52,19 +75,21 @@ class Segment:
 class Context:
     """Text in, audio out, for one context id of a session."""
 
-    def __init__(self, session: Session, context_id: str, settings: SessionSettings) -> None:
-        self.session = session
+    def __init__(self, owner: Owner, context_id: str, settings: SessionSettings) -> None:
+        self.session = owner
         self.id = context_id
         self.settings = settings
-        self.pipeline = session.synth.pipeline(settings)
+        self.pipeline = owner.synth.pipeline(settings)
         self.cancelled = False
         self.ended = False
         self._cond = threading.Condition()
+        self._input = ""  # every character the client sent to this context
         self._buffer = ""
+        self._cut_chars = 0  # characters of _input already cut into segments
         self._flush = False
         self._started = False
         self._last_text = time.monotonic()
-        self._pending: list[str] = []
+        self._pending: list[tuple[str, int]] = []  # (text, offset in _input)
         self._open = 0
         self._count = 0
         self._ready: queue.Queue = queue.Queue()
@@ -85,6 +110,7 @@ class Context:
                     "text_too_long", f"more than {max_chars} characters buffered in this context"
                 )
             self._buffer += text
+            self._input += text
             self._last_text = time.monotonic()
             self._cond.notify_all()
 
@@ -99,20 +125,28 @@ class Context:
             self._cond.notify_all()
 
     def cancel(self) -> dict[str, Any]:
-        """Stop at once (session lock held): nothing of this context is sent after this."""
+        """Stop at once (owner's lock held): nothing of this context is sent after this."""
         self.cancelled = True
         with self._cond:
             self._cond.notify_all()
         self._ready.put(None)  # wakes a player waiting for its next segment
-        return self.summary()
+        summary = self.summary()
+        if self.settings.word_timestamps:
+            heard = [w for w in summary["words"] if w["end_ms"] <= summary["audio_ms"]]
+            summary["words"] = heard
+            summary["heard_text"] = self._input[: heard[-1]["text_end"]] if heard else ""
+        return summary
 
     def summary(self) -> dict[str, Any]:
-        """Audio sent so far and the segments it covered (session lock held)."""
-        return {
+        """Audio sent so far, the segments it covered and their words (owner's lock held)."""
+        summary = {
             "context_id": self.id,
             "audio_ms": round(self.audio_ms, 1),
             "segments": [{**s.describe(), "complete": s.complete} for s in self.segments],
         }
+        if self.settings.word_timestamps:
+            summary["words"] = [w for s in self.segments for w in s.words]
+        return summary
 
     @property
     def audio_ms(self) -> float:
@@ -121,22 +155,20 @@ class Context:
     # Feeder thread ----------------------------------------------------------------------------
 
     def _feed(self) -> None:
-        """Cut segments as the rules say and submit them, `LOOKAHEAD` at most in flight."""
+        """Cut segments as the rules say and render them, `LOOKAHEAD` at most in flight."""
         try:
-            while (text := self._next_segment()) is not None:
-                audio = self._open_segment(text)
-                if isinstance(audio, SessionError) and audio.code == "busy":
-                    self.session.segment_error(self, audio)  # at once: the session closes
+            while (cut := self._next_segment()) is not None:
+                text, offset = cut
+                item = self._open_segment(text)
+                if self.cancelled and isinstance(item, Source):
+                    item.reader.close()  # cancelled while it was being opened
                     break
-                if self.cancelled and not isinstance(audio, SessionError):
-                    audio.close()  # cancelled while it waited for admission
-                    break
-                self._ready.put((text, audio))
+                self._ready.put((text, offset, item))
         except Exception:
             logger.exception("context %s: feeder failed", self.id)
         self._ready.put(None)
 
-    def _next_segment(self) -> str | None:
+    def _next_segment(self) -> tuple[str, int] | None:
         with self._cond:
             while not self.cancelled:
                 self._cut_due()
@@ -159,9 +191,11 @@ class Context:
             end=self.ended,
             language=self.settings.language,
         ):
-            text = self._buffer[: cut.end].strip()
+            raw = self._buffer[: cut.end]
+            offset = self._cut_chars + len(raw) - len(raw.lstrip())
             self._buffer = self._buffer[cut.end :]
-            self._pending.append(text)
+            self._cut_chars += cut.end
+            self._pending.append((raw.strip(), offset))
             self._started = True
         self._flush = False
 
@@ -171,12 +205,12 @@ class Context:
         idle = time.monotonic() - self._last_text
         return max(0.001, self.settings.max_buffer_delay_ms / 1000 - idle)
 
-    def _open_segment(self, text: str) -> SegmentAudio | SessionError:
+    def _open_segment(self, text: str) -> Source | SessionError:
         self._count += 1
         request_id = f"{self.session.id[:8]}.{self.id[:24]}.{self._count}"
         try:
             return self.session.synth.open_segment(
-                request_id, text, self.settings, lambda: self.cancelled
+                request_id, text, self.settings, self.pipeline, lambda: self.cancelled
             )
         except SessionError as exc:
             return exc
@@ -190,11 +224,13 @@ class Context:
 
     def _play(self) -> None:
         """Send each segment's audio in order, then the tail and `speech.audio.done`."""
+        source: Source | None = None
         try:
             while (item := self._ready.get()) is not None:
-                text, audio = item
+                text, offset, source = item
                 try:
-                    self._play_segment(text, audio)  # closes `audio`, even once cancelled
+                    self._play_segment(Segment(text, offset, self.audio_ms, self.audio_ms),
+                                       source)
                 finally:
                     self._segment_done()
             if not self.cancelled:
@@ -204,54 +240,68 @@ class Context:
             logger.exception("context %s: player failed", self.id)
             self.session.context_failed(self)
         finally:
-            self.pipeline.close()
             self._drain()
+            if isinstance(source, Source):
+                # The encoder is the render's until its thread lets go of it.
+                source.reader.tape.wait_closed(RELEASE_WAIT_S)
+            self.pipeline.close()
 
-    def _play_segment(self, text: str, audio: SegmentAudio | SessionError) -> None:
-        if isinstance(audio, SessionError):
-            self.session.segment_error(self, audio)
+    def _play_segment(self, segment: Segment, source: Source | SessionError) -> None:
+        """Send one segment's parts; its one reader is closed here, whatever happens."""
+        if isinstance(source, SessionError):
+            self.session.segment_error(self, source)
             return
-        if self.cancelled:
-            audio.close()
-            return
-        segment = Segment(text, self.audio_ms, self.audio_ms)
         try:
-            for chunk in audio.chunks:
-                data = self.pipeline.feed(chunk)
-                if not self._send_audio(data, len(chunk), segment):
+            while not self.cancelled and (
+                    parts := source.reader.next_parts(STALL_S, lambda: self.cancelled)):
+                if not self._send_parts(segment, parts):
                     return
         except Exception as exc:
             if self.cancelled:
-                return  # the scheduler dropped the job we cancelled
+                return  # the render we cancelled ended with an error
+            error = session_error(exc)
+            if error is None:
+                raise
             logger.warning("context %s: segment failed: %s", self.id, exc)
-            self.session.segment_error(
-                self, SessionError("synthesis_failed", "synthesis of a segment failed")
-            )
+            self.session.segment_error(self, error)
             return
         finally:
-            audio.close()
-        segment.complete = True
-        self.session.segment_done(self, segment)
+            source.reader.close()
+        if not self.cancelled:
+            segment.complete = True
+            self.session.segment_done(self, segment)
 
-    def _send_audio(self, data: bytes, samples: int = 0, segment: Segment | None = None) -> bool:
-        """Send one delta and account for it; False once the context is cancelled."""
+    def _send_parts(self, segment: Segment, parts: list[Part]) -> bool:
+        """Send one delta (and the words it completes); False once the context is cancelled."""
+        rate = self.session.synth.engine_rate
+        data = b"".join(p.data for p in parts)
+        words = [w.describe(segment.start_ms, segment.text_offset) for p in parts
+                 for w in p.words]
         with self.session.lock:
             if self.cancelled:
                 return False
-            if segment is not None and not (self.segments and self.segments[-1] is segment):
+            if not (self.segments and self.segments[-1] is segment):
                 self.segments.append(segment)
-            if data:
-                self.session.send_locked(
-                    {
-                        "type": "speech.audio.delta",
-                        "context_id": self.id,
-                        "audio": base64.b64encode(data).decode("ascii"),
-                    }
-                )
-            self._fed += samples
-            if segment is not None:
-                segment.end_ms = self.audio_ms
+            if words and self.settings.word_timestamps:
+                segment.words.extend(words)
+                message = {"type": "speech.words", "context_id": self.id, "words": words}
+                if any(w.estimated for p in parts for w in p.words):
+                    message["estimated"] = True
+                self.session.send_locked(message)
+            self._send_audio(data)
+            self._fed = round((segment.start_ms / 1000 + parts[-1].end_s) * rate)
+            segment.end_ms = self.audio_ms
             return True
+
+    def _send_audio(self, data: bytes) -> None:
+        """One delta (owner's lock taken here too: an RLock)."""
+        with self.session.lock:
+            if data and not self.cancelled:
+                self.session.send_locked({
+                    "type": "speech.audio.delta",
+                    "context_id": self.id,
+                    "audio": base64.b64encode(data).decode("ascii"),
+                })
 
     def _drain(self) -> None:
         """Release segments opened but never played (after a cancel)."""
@@ -260,5 +310,5 @@ class Context:
                 item = self._ready.get_nowait()
             except queue.Empty:
                 return
-            if item is not None and not isinstance(item[1], SessionError):
-                item[1].close()
+            if item is not None and isinstance(item[2], Source):
+                item[2].reader.close()

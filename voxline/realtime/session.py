@@ -18,12 +18,18 @@ from typing import Any
 
 from voxline.realtime.context import Context, Segment
 from voxline.realtime.synth import SessionError, SessionSettings, Synthesis
+from voxline.synthesis.decode import decode_object
+from voxline.synthesis.errors import RequestError
+from voxline.synthesis.request import string_field
 
 logger = logging.getLogger(__name__)
 DEFAULT_CONTEXT = "default"
 _CONTEXT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 CLOSE_NORMAL = 1000
+CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013
+MAX_MESSAGE_BYTES = 1 << 20
+MAX_MESSAGE_DEPTH = 4  # {"type": "session.update", "session": {...}} nests 2
 
 
 class SessionLimit:
@@ -80,13 +86,19 @@ class Session:
         message: Any = None
         try:
             message = _decode(raw)
-            handler = self._handlers().get(message.get("type"))
+            kind = message.get("type")
+            handler = self._handlers().get(kind) if isinstance(kind, str) else None
             if handler is None:
-                raise SessionError("unknown_type", f"unknown message type {message.get('type')!r}")
+                raise SessionError("unknown_type", f"unknown message type {str(kind)[:64]!r}")
             handler(message)
-        except SessionError as exc:
+        except (SessionError, RequestError) as exc:
             context = message.get("context_id") if isinstance(message, dict) else None
-            self.send_error(exc, context if isinstance(context, str) else None)
+            error = exc if isinstance(exc, SessionError) else SessionError(exc.code, exc.message)
+            self.send_error(error, context if isinstance(context, str) else None)
+        except Exception:
+            logger.exception("session %s: a message failed unexpectedly", self.id[:8])
+            self.send_error(SessionError("internal_error", "the server failed on this message"))
+            self.closing = (CLOSE_INTERNAL_ERROR, "internal error")
 
     def idle_s(self) -> float:
         """Seconds without a client message and without audio in progress."""
@@ -122,9 +134,9 @@ class Session:
         self.send({"type": "session.updated", "session": self._describe()})
 
     def _append(self, message: dict) -> None:
-        text = message.get("text")
-        if not isinstance(text, str):
+        if not isinstance(message.get("text"), str):
             raise SessionError("invalid_message", "input_text.append needs a 'text' string")
+        text = string_field(message, "text")
         context_id = _context_id(message)
         with self.lock:
             context = self.contexts.get(context_id)
@@ -246,15 +258,11 @@ class Session:
 
 
 def _decode(raw: str | bytes) -> dict:
+    """A message through the core's decoder (size, depth, encoding, finite numbers)."""
     if not isinstance(raw, str):
         raise SessionError("invalid_message", "send JSON text frames, not binary frames")
-    try:
-        message = json.loads(raw)
-    except ValueError as exc:
-        raise SessionError("invalid_json", f"the message is not JSON: {exc}") from exc
-    if not isinstance(message, dict):
-        raise SessionError("invalid_message", "a message must be a JSON object")
-    return message
+    return decode_object(raw, max_bytes=MAX_MESSAGE_BYTES, max_depth=MAX_MESSAGE_DEPTH,
+                         what="the message")
 
 
 def _context_id(message: dict) -> str:

@@ -1,32 +1,38 @@
-"""The one door from realtime sessions into the server's synthesis path.
+"""Sessions' door into the synthesis core: settings, one encoder per context, and segments
+rendered through the same path as every HTTP request (`voxline.synthesis.render`).
 
-Sessions never touch the scheduler, engine or request parsing directly: they validate settings,
-build an encoder and open one segment at a time through this module. A segment goes the way an
-HTTP request does (`parse_tts_request` → `plan_request`, every client error found there) and is
-admitted by `render.admit` into the shared scheduler; the session encodes it itself (one encoder
-per context, continuous across its segments), so no tape or phrase cache is involved.
+Session error codes live here and only here: `session_error` maps the core's domain errors
+(a refused request, a full scheduler, a failed synthesis) to the `error` messages clients get.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import numpy as np
+from typing import Any
 
 from voxline.audio import AudioPipeline, resolve_output
-from voxline.scheduler import JobHandle
-from voxline.server.errors import ApiError, to_api_error
-from voxline.server.params import PARAM_RANGES, TtsRequest, parse_tts_request
-from voxline.server.plan import Plan, plan_request
-from voxline.server.render import admit
-from voxline.server.services import Services
+from voxline.scheduler import Cancelled, QueueFull, SynthesisError
+from voxline.synthesis.errors import NoAudio, NotReady, RequestError
+from voxline.synthesis.plan import output_spec, plan_request, resolve_language, resolve_voice
+from voxline.synthesis.render import Source, open_source
+from voxline.synthesis.request import (
+    PARAM_RANGES,
+    SynthesisRequest,
+    flag_field,
+    parse_params,
+    string_field,
+    text_type,
+)
+from voxline.synthesis.services import Services
+from voxline.tape import RenderStalled
 
 SESSION_FORMATS = ("pcm", "l16", "ulaw", "alaw", "opus")
 DEFAULT_DELAY_MS = 400.0
-SETTING_NAMES = ("voice", "language", "format", "sample_rate", "max_buffer_delay_ms", *PARAM_RANGES)
+FLAG_SETTINGS = ("normalize", "word_timestamps")
+SETTING_NAMES = ("voice", "language", "format", "sample_rate", "max_buffer_delay_ms",
+                 "text_type", *FLAG_SETTINGS, *PARAM_RANGES)
 
 
 class SessionError(Exception):
@@ -38,12 +44,19 @@ class SessionError(Exception):
         self.message = message
 
 
-class SegmentAudio(Protocol):
-    """One segment's synthesis: float32 chunks at the engine rate; `close` releases it."""
-
-    chunks: Iterator[np.ndarray]
-
-    def close(self) -> None: ...
+def session_error(exc: BaseException) -> SessionError | None:
+    """The session form of a core error; None for an unexpected one."""
+    if isinstance(exc, SessionError):
+        return exc
+    if isinstance(exc, RequestError):
+        return SessionError(exc.code, exc.message)
+    if isinstance(exc, (QueueFull, NotReady)):
+        return SessionError("busy", str(exc))
+    if isinstance(exc, Cancelled):
+        return SessionError("cancelled", "the segment was cancelled")
+    if isinstance(exc, (SynthesisError, NoAudio, RenderStalled)):
+        return SessionError("synthesis_failed", "synthesis of a segment failed")
+    return None
 
 
 @dataclass(frozen=True)
@@ -52,21 +65,11 @@ class SessionSettings:
 
     values: Mapping[str, Any]
 
-    @property
-    def format(self) -> str:
-        return self.values["format"]
-
-    @property
-    def sample_rate(self) -> int:
-        return self.values["sample_rate"]
-
-    @property
-    def language(self) -> str:
-        return self.values["language"]
-
-    @property
-    def max_buffer_delay_ms(self) -> float:
-        return self.values["max_buffer_delay_ms"]
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.values)
@@ -86,9 +89,8 @@ class Synthesis:
         """The settings a new session starts with."""
         return self.update(None, {})
 
-    def update(
-        self, current: SessionSettings | None, changes: Mapping[str, Any]
-    ) -> SessionSettings:
+    def update(self, current: SessionSettings | None,
+               changes: Mapping[str, Any]) -> SessionSettings:
         """Apply `changes` to `current` (None: the defaults); raise SessionError if invalid."""
         unknown = sorted(k for k in changes if k not in SETTING_NAMES)
         if unknown:
@@ -96,89 +98,58 @@ class Synthesis:
         merged = {**(current.values if current else {}), **changes}
         if "format" in changes and "sample_rate" not in changes:
             merged.pop("sample_rate", None)  # a new format starts at its own default rate
-        delay = merged.pop("max_buffer_delay_ms", DEFAULT_DELAY_MS)
-        if (
-            isinstance(delay, bool)
-            or not isinstance(delay, (int, float))
-            or not 0 <= delay <= 10000
-        ):
-            raise SessionError("invalid_parameter", "max_buffer_delay_ms must be 0..10000")
         try:
-            values = self._resolve(merged)
-        except ApiError as exc:
+            return SessionSettings(self._resolve(merged))
+        except RequestError as exc:
             raise SessionError(exc.code, exc.message) from exc
-        values["max_buffer_delay_ms"] = float(delay)
-        return SessionSettings(values)
 
     def _resolve(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """Validate like an HTTP request and fill in every effective value."""
-        data = {k: v for k, v in fields.items() if k in PARAM_RANGES or k == "sample_rate"}
-        data.update(
-            text="x",
-            speaker=fields.get("voice"),
-            language=fields.get("language"),
-            format=fields.get("format") or "pcm",
-        )
-        plan = self._plan(data)
-        if plan.spec.format not in SESSION_FORMATS:
-            raise ApiError(
-                400, "unsupported_format", f"format must be one of {', '.join(SESSION_FORMATS)}"
-            )
-        params = dataclasses.asdict(plan.params)
-        return {
-            "voice": plan.voice_name,
-            "language": plan.language,
-            "format": plan.spec.format,
-            "sample_rate": plan.spec.sample_rate,
-            **{name: params[name] for name in PARAM_RANGES},
-        }
-
-    def _plan(self, data: dict[str, Any]) -> Plan:
+        """Validate like an HTTP request, field by field, and fill in every effective value."""
         svc = self.services
-        req: TtsRequest = parse_tts_request(
-            data, from_query=False, max_chars=svc.settings.max_chars, defaults=svc.defaults
-        )
-        return plan_request(svc, req, "pcm")
+        engine = svc.engine
+        name, _ = resolve_voice(svc, string_field(fields, "voice"))
+        spec = output_spec(string_field(fields, "format") or "pcm",
+                           fields.get("sample_rate"), engine, "pcm")
+        if spec.format not in SESSION_FORMATS:
+            raise SessionError("unsupported_format",
+                               f"format must be one of {', '.join(SESSION_FORMATS)}")
+        params = dataclasses.asdict(parse_params(fields, False, svc.defaults))
+        delay = fields.get("max_buffer_delay_ms", DEFAULT_DELAY_MS)
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not (
+                0 <= delay <= 10000):
+            raise SessionError("invalid_parameter", "max_buffer_delay_ms must be 0..10000")
+        flags = {k: flag_field(fields, k, False) is not False for k in FLAG_SETTINGS}
+        return {
+            "voice": name,
+            "language": resolve_language(string_field(fields, "language"), engine),
+            "format": spec.format,
+            "sample_rate": spec.sample_rate,
+            "max_buffer_delay_ms": float(delay),
+            "text_type": text_type(string_field(fields, "text_type")),
+            **flags,
+            **{k: params[k] for k in PARAM_RANGES},
+        }
 
     def pipeline(self, settings: SessionSettings) -> AudioPipeline:
         """A fresh encoder for one context, in the session's format."""
         spec = resolve_output(settings.format, settings.sample_rate, self.engine_rate, "pcm")
         return AudioPipeline(spec, self.engine_rate, level=self.services.level)
 
-    def open_segment(
-        self, request_id: str, text: str, settings: SessionSettings, cancelled: Callable[[], bool]
-    ) -> SegmentAudio:
-        """Submit one segment to the shared scheduler and wait for its admission.
-
-        Raises SessionError: `busy` when the scheduler has no room, else the request's error.
-        """
+    def open_segment(self, request_id: str, text: str, settings: SessionSettings,
+                     encoder: AudioPipeline, cancelled: Callable[[], bool]) -> Source:
+        """Render one segment into the context's encoder; its errors (a full scheduler
+        included) reach the reader. Raises SessionError for a segment that cannot be planned."""
+        svc = self.services
         values = settings.values
-        data = {k: v for k, v in values.items() if k in PARAM_RANGES and v is not None}
-        data.update(
-            text=text,
-            speaker=values["voice"],
-            language=values["language"],
-            format=values["format"],
-            sample_rate=values["sample_rate"],
+        req = SynthesisRequest(
+            text=text, speaker=values["voice"], language=values["language"],
+            format=values["format"], sample_rate=values["sample_rate"],
+            params=parse_params(values, False, svc.defaults), cache=False,
+            text_type=values["text_type"], normalize=values["normalize"],
+            timestamps=values["word_timestamps"],
         )
         try:
-            plan = self._plan(data)
-            return _Segment(admit(self.services, plan, request_id, cancelled))
-        except Exception as exc:
-            error = to_api_error(exc)
-            if error is None:
-                raise
-            code = "busy" if error.status == 503 else error.code
-            raise SessionError(code, error.message) from exc
-
-
-class _Segment:
-    """A scheduler job seen as a segment: its chunks, and one close for both."""
-
-    def __init__(self, handle: JobHandle) -> None:
-        self.handle = handle
-        self.chunks = handle.chunks()
-
-    def close(self) -> None:
-        self.chunks.close()
-        self.handle.close()
+            plan = plan_request(svc, req, "pcm")
+        except (RequestError, NotReady) as exc:
+            raise session_error(exc) from exc
+        return open_source(svc, plan, request_id, encoder=encoder, cancelled=cancelled)

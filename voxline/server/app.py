@@ -16,12 +16,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     `engine` instance to serve instead of loading one, and `background` (load in a thread,
     default True)."""
     from voxline.server import logctx, metrics, realtime_ws
+    from voxline.server.auth import KeyRing
     from voxline.server.coqui_compat import bp as coqui_bp
+    from voxline.server.flaskapp import VoxlineApp
     from voxline.server.openai_api import bp as openai_bp
     from voxline.server.playground import bp as playground_bp
     from voxline.server.routes import bp
-    from voxline.server.services import Services
     from voxline.server.voice_admin import bp as voice_admin_bp
+    from voxline.synthesis.services import Services
 
     config = dict(config or {})
     settings = config.get("settings")
@@ -30,10 +32,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     elif not isinstance(settings, Settings):
         settings = Settings.from_mapping(dict(settings))
     _configure_logging()
-    app = Flask("voxline")
+    app = VoxlineApp("voxline")
     app.json.sort_keys = False
-    services = Services(settings, engine=config.get("engine"))
-    services.init_app(app)
+    services = app.services = Services(settings, engine=config.get("engine"))
+    app.keys = KeyRing(settings.api_keys, settings.admin_keys)
+    for line in app.keys.describe():
+        logging.getLogger(__name__).info("auth: %s", line)
     app.register_blueprint(bp)
     logctx.init_app(app)  # after `bp`, whose first hook assigns g.request_id
     metrics.init_app(app, services)

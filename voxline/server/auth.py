@@ -14,9 +14,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from flask import request
+from flask import current_app, request
 
-from voxline.server.context import current
 from voxline.server.errors import ApiError
 
 logger = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ def require_key(scope: str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
-            current().keys.check(scope, request.headers.get("Authorization"))
+            current_app.keys.check(scope, request.headers.get("Authorization"))
             return view(*args, **kwargs)
 
         return wrapped  # type: ignore[return-value]

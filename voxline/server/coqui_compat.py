@@ -21,12 +21,12 @@ from flask import Blueprint, g, jsonify, request
 
 from voxline.engines.base import Conditioning
 from voxline.server.auth import SYNTHESIS, require_key
-from voxline.server.body import respond
-from voxline.server.context import current
+from voxline.server.body import Exchange, respond
 from voxline.server.errors import bad_request
-from voxline.server.params import parse_tts_request
-from voxline.server.plan import plan_request
-from voxline.server.services import Services
+from voxline.server.flaskapp import app_services
+from voxline.synthesis.plan import plan_request
+from voxline.synthesis.request import parse_request
+from voxline.synthesis.services import Services
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("coqui", __name__)
@@ -94,7 +94,7 @@ def conditioning_to_lists(voice: Conditioning) -> dict[str, list]:
 
 def coqui_tts_stream(data: Mapping[str, Any]):
     """POST /tts_stream with latents: raw s16le at the engine's rate (24 kHz), or WAV."""
-    svc = current()
+    svc = app_services()
     svc.require_ready()
     voice = conditioning_from_lists(data, latent_template(svc))
     header = data.get("add_wav_header", True)
@@ -110,10 +110,10 @@ def coqui_tts_stream(data: Mapping[str, Any]):
     }
     if "cache" in data:
         fields["cache"] = data["cache"]
-    req = parse_tts_request(fields, from_query=False, max_chars=svc.settings.max_chars,
-                            defaults=svc.defaults)
+    req = parse_request(fields, from_query=False, max_chars=svc.settings.max_chars,
+                        defaults=svc.defaults)
     plan = plan_request(svc, req, "pcm", voice=(REQUEST_VOICE, voice))
-    return respond(svc, plan, route="/tts_stream")
+    return respond(svc, plan, Exchange.current("/tts_stream"))
 
 
 def _chunk_size(value: Any) -> Any:
@@ -126,7 +126,7 @@ def _chunk_size(value: Any) -> Any:
 @bp.get("/studio_speakers")
 @require_key(SYNTHESIS)
 def studio_speakers():
-    svc = current()
+    svc = app_services()
     svc.require_ready()
     latent_template(svc)
     voices = {name: svc.voices.get(name) for name in svc.voices.names()}
@@ -138,7 +138,7 @@ def studio_speakers():
 @require_key(SYNTHESIS)
 def clone_speaker():
     """The latents of an uploaded clip (multipart field `wav_file`); nothing is stored."""
-    svc = current()
+    svc = app_services()
     svc.require_ready()
     latent_template(svc)
     request.max_content_length = int(svc.settings.upload_max_mb * 1e6)

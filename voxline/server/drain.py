@@ -13,14 +13,12 @@ import signal
 import threading
 from typing import Any
 
-from voxline.server.context import KEY
-
 logger = logging.getLogger(__name__)
 
 
 def install(worker: Any, delay_s: float) -> None:
     """Replace the gunicorn worker's SIGTERM handler with drain-then-stop."""
-    services = getattr(worker.wsgi, "extensions", {}).get(KEY)
+    services = getattr(worker.wsgi, "services", None)
     if services is None:
         logger.warning("drain: the WSGI app is not Voxline's; gunicorn's own SIGTERM handling")
         return

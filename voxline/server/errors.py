@@ -1,23 +1,28 @@
-"""Client-facing errors, and the one mapping from domain errors to HTTP statuses.
+"""HTTP errors, and the one mapping from domain errors to HTTP statuses.
 
-Domain code (scheduler, voices, engines) raises its own exceptions; `to_api_error` turns each
-into an `ApiError` once, and each API family renders that in its own shape (Voxline's
-`{"error": code, "message": text}`, OpenAI's `{"error": {...}}`).
+Domain code (request parsing, plan, scheduler, voices, render) raises its own exceptions;
+`to_api_error` turns each into an `ApiError` once, and each API family renders that in its own
+shape (Voxline's `{"error": code, "message": text}`, OpenAI's `{"error": {...}}`).
 """
 
 from __future__ import annotations
 
-import logging
-
 from voxline.scheduler import Cancelled, QueueFull, QueueTimeout, SynthesisError
+from voxline.synthesis.errors import (
+    InvalidRequest,
+    NoAudio,
+    NotReady,
+    RequestError,
+    TooLarge,
+    UnknownVoice,
+)
 from voxline.tape import RenderStalled
 from voxline.voices.upload import UploadError
-
-logger = logging.getLogger(__name__)
 
 # Voice-management codes that are not a plain 400.
 _UPLOAD_STATUS = {"voice_exists": 409, "builtin_voice": 409, "default_voice": 409,
                   "unknown_voice": 404, "too_large": 413}
+_REQUEST_STATUS = ((TooLarge, 413), (UnknownVoice, 404), (InvalidRequest, 400))
 
 
 class ApiError(Exception):
@@ -41,23 +46,19 @@ class ApiError(Exception):
         return {"error": self.code, "message": self.message}
 
 
-class NoAudio(RuntimeError):
-    """A synthesis ended without producing any audio (never sent as an empty 200)."""
-
-
 def bad_request(code: str, message: str, param: str | None = None) -> ApiError:
     return ApiError(400, code, message, param=param)
-
-
-def not_ready(state: str) -> ApiError:
-    """503 while the model or voices are still loading (or failed to)."""
-    return ApiError(503, "not_ready", f"the server is {state}", {"Retry-After": "5"})
 
 
 def to_api_error(exc: BaseException) -> ApiError | None:
     """The client-facing form of a domain error; None for an unexpected one (a 500)."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, RequestError):
+        status = next((s for kind, s in _REQUEST_STATUS if isinstance(exc, kind)), 400)
+        return ApiError(status, exc.code, exc.message, param=exc.param)
+    if isinstance(exc, NotReady):
+        return ApiError(503, "not_ready", str(exc), {"Retry-After": "5"})
     if isinstance(exc, QueueFull):  # QueueTimeout included
         code = "queue_timeout" if isinstance(exc, QueueTimeout) else "queue_full"
         return ApiError(503, code, str(exc), {"Retry-After": str(exc.retry_after)})

@@ -1,14 +1,13 @@
 """The request id in every log line of a request, also while its response streams.
 
 Flask pops the request context before a streamed body is iterated, so `g` is gone by then; a
-context variable set for the request (and again by `bind` around a streamed body) is not. A
+context variable set for the request (and again by the streamed body itself) is not. A
 logging.Filter on the handlers copies it into each record as `request_id`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
 
 from flask import Flask, g
 
@@ -41,16 +40,4 @@ def init_app(app: Flask) -> None:
 
     @app.teardown_request
     def _clear_request_id(_exc: BaseException | None) -> None:
-        REQUEST_ID.set(NO_REQUEST)
-
-
-def bind(request_id: str, body: Iterable[bytes]) -> Iterator[bytes]:
-    """Wrap a streamed body so what is logged while it runs carries the request id."""
-    REQUEST_ID.set(request_id)
-    try:
-        yield from body
-    finally:
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
         REQUEST_ID.set(NO_REQUEST)

@@ -16,14 +16,15 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from voxline.server.auth import SYNTHESIS, require_key
-from voxline.server.body import respond
-from voxline.server.context import current
+from voxline.server.bodies import read_json_object
+from voxline.server.body import Exchange, respond
 from voxline.server.errors import ApiError, bad_request, to_api_error
-from voxline.server.jsonbody import read_json_object
-from voxline.server.params import KNOWN_FIELDS, TtsRequest, parse_tts_request
-from voxline.server.plan import plan_request
-from voxline.server.services import Services
-from voxline.server.sse import as_sse, usage_for
+from voxline.server.flaskapp import app_services
+from voxline.server.framing import SseEvents, usage_for
+from voxline.synthesis.errors import RequestError
+from voxline.synthesis.plan import plan_request
+from voxline.synthesis.request import KNOWN_FIELDS, SynthesisRequest, parse_request
+from voxline.synthesis.services import Services
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("openai", __name__, url_prefix="/v1/audio")
@@ -58,7 +59,7 @@ def resolve_voice_name(requested: str, voices: list[str], aliases: Mapping[str, 
                    param="voice")
 
 
-def to_tts_request(body: Mapping[str, Any], services: Services) -> TtsRequest:
+def to_tts_request(body: Mapping[str, Any], services: Services) -> SynthesisRequest:
     """Translate an OpenAI speech request into Voxline's, validating OpenAI's fields."""
     unknown = sorted(k for k in body if k not in OPENAI_FIELDS and k not in EXTRA_FIELDS
                      and not k.startswith("_"))
@@ -94,16 +95,16 @@ def to_tts_request(body: Mapping[str, Any], services: Services) -> TtsRequest:
     if body.get("speed") is not None:
         data["speed"] = body["speed"]
     try:
-        return parse_tts_request(data, from_query=False, max_chars=services.settings.max_chars,
-                                 defaults=services.defaults)
-    except ApiError as exc:
+        return parse_request(data, from_query=False, max_chars=services.settings.max_chars,
+                             defaults=services.defaults)
+    except RequestError as exc:
         if exc.param == "text":  # OpenAI calls it input
             exc.param, exc.message = "input", exc.message.replace("text", "input", 1)
         raise
 
 
 def _ready_services() -> Services:
-    svc = current()
+    svc = app_services()
     svc.require_ready()
     return svc
 
@@ -119,10 +120,14 @@ def speech():
     if body.get("instructions"):
         logger.info("instructions are not supported by this engine; ignored")
     req = to_tts_request(body, svc)
-    response = respond(svc, plan_request(svc, req, "mp3"), route="/v1/audio/speech")
+    framing = None
     if body.get("stream_format") == "sse":
-        return as_sse(response, usage_for(req.text))
-    return response
+        framing = SseEvents(usage_for(req.text), timestamps=req.timestamps)
+    elif req.timestamps:
+        raise bad_request("invalid_parameter", "timestamps need stream_format 'sse'",
+                          param="timestamps")
+    return respond(svc, plan_request(svc, req, "mp3"), Exchange.current("/v1/audio/speech"),
+                   framing)
 
 
 @bp.get("/voices")

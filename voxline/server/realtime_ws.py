@@ -10,40 +10,60 @@ from __future__ import annotations
 import logging
 import socket
 
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
-from voxline.realtime.session import CLOSE_NORMAL, CLOSE_TRY_AGAIN, Session, SessionLimit
+from voxline.realtime.session import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_NORMAL,
+    CLOSE_TRY_AGAIN,
+    MAX_MESSAGE_BYTES,
+    Session,
+    SessionLimit,
+)
 from voxline.realtime.synth import Synthesis
 from voxline.server.auth import SYNTHESIS
-from voxline.server.context import current
-from voxline.server.services import Services
+from voxline.server.flaskapp import VoxlineApp, app_keys, app_services, app_sessions
+from voxline.synthesis.services import Services
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("realtime", __name__)
 sock = Sock()
 CLOSE_RESTART = 1012  # RFC 6455 "service restart": the client should reconnect
 POLL_S = 0.25  # how often the reader looks up from the socket (idle and close checks)
-MAX_MESSAGE_BYTES = 1 << 20
 
 
 @bp.before_request
 def _authorise() -> None:
     """Bearer header, or `?api_key=` for browsers (they cannot set websocket headers)."""
-    services = current()
     authorization = request.headers.get("Authorization")
     key = request.args.get("api_key")
     if not authorization and key:
         authorization = f"Bearer {key}"
-    services.keys.check(SYNTHESIS, authorization)
-    services.require_ready()
+    app_keys().check(SYNTHESIS, authorization)
+    app_services().require_ready()
 
 
 @sock.route("/v1/audio/speech/stream", bp=bp)
 def speech_stream(ws) -> None:
-    services = current()
-    limit: SessionLimit = current_app.extensions["voxline.sessions"]
+    """Serve one session; no exception ever leaves this function (flask-sock would write an
+    HTTP 500 onto the upgraded socket): an unexpected one closes the session with 1011."""
+    try:
+        _session(ws, app_services(), app_sessions())
+    except ConnectionClosed:
+        pass
+    except Exception:
+        logger.exception("websocket session failed")
+        try:
+            ws.send('{"type": "error", "error": {"code": "internal_error", "message": '
+                    '"the server failed; the session is closed"}}')
+            _close(ws, CLOSE_INTERNAL_ERROR, "internal error")
+        except Exception:  # noqa: BLE001 - the socket may be gone already
+            pass
+
+
+def _session(ws, services: Services, limit: SessionLimit) -> None:
     if not limit.enter():
         ws.send(
             '{"type": "error", "error": {"code": "busy", "message": '
@@ -101,12 +121,12 @@ def _close(ws, code: int, reason: str) -> None:
         pass
 
 
-def init_app(app: Flask, services: Services) -> None:
+def init_app(app: VoxlineApp, services: Services) -> None:
     """Register the route with keepalive pings and the session limit from the settings."""
     settings = services.settings
     app.config["SOCK_SERVER_OPTIONS"] = {
         "ping_interval": settings.session_ping_s or None,
         "max_message_size": MAX_MESSAGE_BYTES,
     }
-    app.extensions["voxline.sessions"] = SessionLimit(settings.session_max)
+    app.sessions = SessionLimit(settings.session_max)
     app.register_blueprint(bp)

@@ -1,7 +1,7 @@
 """Voxline's own HTTP routes: JSON in, audio out, `{"error", "message"}` errors.
 
-Each synthesis route only parses its request; `plan_request` then `respond` do the rest (see
-voxline/server/plan.py, render.py, body.py).
+Each synthesis route only parses its request; the core's `plan_request` and the shared
+`respond` do the rest (voxline/synthesis/plan.py, render.py; voxline/server/body.py).
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from voxline.server.auth import ADMIN, SYNTHESIS, require_key
-from voxline.server.body import respond
-from voxline.server.context import current
+from voxline.server.bodies import read_json_object
+from voxline.server.body import Exchange, respond
 from voxline.server.coqui_compat import coqui_tts_stream, is_coqui_request
-from voxline.server.errors import ApiError, bad_request, not_ready, to_api_error
-from voxline.server.jsonbody import read_json_object
-from voxline.server.params import parse_tts_request
-from voxline.server.plan import plan_request, resolve_voice
+from voxline.server.errors import ApiError, bad_request, to_api_error
+from voxline.server.flaskapp import app_services
+from voxline.server.framing import TimedJson
+from voxline.synthesis.errors import NotReady
+from voxline.synthesis.plan import plan_request, resolve_voice
+from voxline.synthesis.request import parse_request
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("voxline", __name__)
@@ -89,9 +91,9 @@ def _strict_query(raw: str) -> dict[str, str]:
 
 
 def _voxline_request(data: Mapping[str, Any], from_query: bool):
-    svc = current()
-    return parse_tts_request(data, from_query=from_query, max_chars=svc.settings.max_chars,
-                             defaults=svc.defaults)
+    svc = app_services()
+    return parse_request(data, from_query=from_query, max_chars=svc.settings.max_chars,
+                         defaults=svc.defaults)
 
 
 @bp.route("/tts_stream", methods=["GET", "POST"])
@@ -101,44 +103,51 @@ def tts_stream():
     if not from_query and is_coqui_request(data):
         return coqui_tts_stream(data)
     req = _voxline_request(data, from_query)
-    return respond(current(), plan_request(current(), req, "l16"), route="/tts_stream")
+    if req.timestamps:
+        raise bad_request("invalid_parameter", "timestamps come with POST /tts, realtime "
+                          "sessions and /v1/audio/speech SSE; not with an audio stream",
+                          param="timestamps")
+    svc = app_services()
+    return respond(svc, plan_request(svc, req, "l16"), Exchange.current("/tts_stream"))
 
 
 @bp.route("/tts", methods=["POST"])
 @require_key(SYNTHESIS)
 def tts():
     req = _voxline_request(*_request_data(allow_query=False))
-    plan = plan_request(current(), req, "wav", whole=True)
-    return respond(current(), plan, route="/tts")
+    svc = app_services()
+    plan = plan_request(svc, req, "wav", whole=True)
+    framing = TimedJson(plan.spec) if req.timestamps else None
+    return respond(svc, plan, Exchange.current("/tts"), framing)
 
 
 @bp.get("/speakers")
 @require_key(SYNTHESIS)
 def speakers():
-    svc = current()
+    svc = app_services()
     if svc.voices is None:
-        raise not_ready(svc.state)
+        raise NotReady(svc.state)
     return jsonify({"speakers": svc.voices.names(), "default": svc.voices.default,
                     "failed": svc.voices.report.failed})
 
 
 @bp.get("/languages")
 def languages():
-    svc = current()
+    svc = app_services()
     if svc.engine is None:
-        raise not_ready(svc.state)
+        raise NotReady(svc.state)
     unavailable = dict(svc.engine.unavailable_languages)
     return jsonify({"languages": list(svc.engine.languages), "unavailable": unavailable})
 
 
 @bp.get("/health")
 def health():
-    return jsonify(current().health())
+    return jsonify(app_services().health())
 
 
 @bp.get("/ready")
 def ready():
-    svc = current()
+    svc = app_services()
     if not svc.ready or svc.draining:
         status = "draining" if svc.draining else svc.state
         return jsonify({"ready": False, "status": status, "error": svc.error}), 503
@@ -149,7 +158,7 @@ def ready():
 @require_key(ADMIN)
 def purge_cache():
     """Drop cached renders: all of them, or one voice's (`?voice=NAME`)."""
-    svc = current()
+    svc = app_services()
     svc.require_ready()
     voice = request.args.get("voice")
     group = None

@@ -12,8 +12,8 @@ from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from voxline.server.auth import ADMIN, require_key
-from voxline.server.context import current
-from voxline.server.services import Services
+from voxline.server.flaskapp import app_services
+from voxline.synthesis.services import Services
 from voxline.voices.manage import VoiceManager
 from voxline.voices.upload import UploadError
 
@@ -22,7 +22,7 @@ bp = Blueprint("voice_admin", __name__, url_prefix="/v1/voices")
 
 
 def _context() -> tuple[Services, VoiceManager]:
-    svc = current()
+    svc = app_services()
     svc.require_ready()
     return svc, svc.voice_manager
 

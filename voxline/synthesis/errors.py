@@ -43,3 +43,7 @@ class NotReady(Exception):
     def __init__(self, state: str) -> None:
         super().__init__(f"the server is {state}")
         self.state = state
+
+
+class NoAudio(RuntimeError):
+    """A synthesis ended without producing any audio (never sent as an empty 200)."""

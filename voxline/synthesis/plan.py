@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from voxline.audio import AudioFormatError, OutputSpec, resolve_output
 from voxline.engines.base import Conditioning, Engine, SynthesisParams, Utterance
 from voxline.phrase_cache import phrase_key
-from voxline.server.errors import ApiError, bad_request
-from voxline.server.params import TtsRequest
-from voxline.server.services import Services
+from voxline.synthesis.errors import InvalidRequest, NoSpeakableText, UnknownVoice
+from voxline.synthesis.request import SynthesisRequest
+from voxline.synthesis.services import Services
+from voxline.synthesis.words import WordClock, sentence_offsets
 from voxline.text import split_text
 from voxline.voices.cache import conditioning_digest
 
@@ -36,17 +37,22 @@ class Plan:
     spec: OutputSpec
     use_cache: bool
     whole: bool  # one complete file (/tts) rather than a stream
+    timestamps: bool = False  # the client wants word timings
 
     def utterances(self) -> list[Utterance]:
         return [Utterance(s, self.voice, self.language, self.params) for s in self.sentences]
 
+    def word_clock(self, rate: int) -> WordClock:
+        """Places the engine's words of this plan on its audio timeline and in its text."""
+        return WordClock(self.sentences, sentence_offsets(self.text, self.sentences), rate)
+
 
 def plan_request(
-    services: Services, req: TtsRequest, default_format: str, *, whole: bool = False,
+    services: Services, req: SynthesisRequest, default_format: str, *, whole: bool = False,
     voice: tuple[str, Conditioning] | None = None,
 ) -> Plan:
-    """Resolve a request; raise ApiError for the client. `voice` (name, latents) replaces the
-    request's speaker: latents a client sent."""
+    """Resolve a request; raise a domain error for the client. `voice` (name, latents) replaces
+    the request's speaker: latents a client sent."""
     services.require_ready()
     engine = services.engine
     language = resolve_language(req.language, engine)
@@ -56,20 +62,34 @@ def plan_request(
     else:
         name, conditioning = voice
         digest = conditioning_digest(conditioning)
-    try:
-        spec = resolve_output(req.format, req.sample_rate, engine.sample_rate, default_format)
-    except AudioFormatError as exc:
-        raise bad_request("unsupported_format", str(exc), param="format") from exc
+    spec = output_spec(req.format, req.sample_rate, engine, default_format)
     check_token_limit(req.params, engine)
-    sentences = tuple(split_text(req.text, engine.sentence_limit(language), language))
+    sentences = tuple(s for s in split_text(req.text, engine.sentence_limit(language), language)
+                      if speakable(s))
     if not sentences:
-        raise bad_request("missing_text", "text has nothing to speak", param="text")
+        raise NoSpeakableText(f"the text has nothing to speak: {req.text[:40]!r}")
     return Plan(req.text, sentences, name, conditioning, digest, language, req.params, spec,
-                use_cache=req.cache and _cacheable(req.params), whole=whole)
+                use_cache=req.cache and _cacheable(req.params), whole=whole,
+                timestamps=req.timestamps)
+
+
+def speakable(text: str) -> bool:
+    """Whether `text` holds anything an engine can say (a letter or digit, in any script)."""
+    return any(c.isalnum() for c in text)
+
+
+def output_spec(fmt: str | None, rate: int | None, engine: Engine,
+                default_format: str) -> OutputSpec:
+    """The output format and rate a client asked for, checked against the engine's rate."""
+    try:
+        return resolve_output(fmt, rate, engine.sample_rate, default_format)
+    except AudioFormatError as exc:
+        raise InvalidRequest("unsupported_format", str(exc), param="format") from exc
 
 
 def resolve_language(requested: str | None, engine: Engine) -> str:
-    """The engine's code for a requested language; 400 for one it lacks or cannot load."""
+    """The engine's code for a requested language; InvalidRequest for one it lacks or cannot
+    load."""
     languages = engine.languages
     if requested is None:
         return languages[0]
@@ -79,24 +99,25 @@ def resolve_language(requested: str | None, engine: Engine) -> str:
         if candidate in languages:
             return candidate
         if candidate in unavailable:
-            raise bad_request("unsupported_language", f"language {candidate!r} is not available "
-                              f"on this server: {unavailable[candidate]}", param="language")
-    raise bad_request("unsupported_language",
-                      f"language {requested!r} is not one of {', '.join(languages)}",
-                      param="language")
+            raise InvalidRequest("unsupported_language", f"language {candidate!r} is not "
+                                 f"available on this server: {unavailable[candidate]}",
+                                 param="language")
+    raise InvalidRequest("unsupported_language",
+                         f"language {requested!r} is not one of {', '.join(languages)}",
+                         param="language")
 
 
 def resolve_voice(services: Services, requested: str | None) -> tuple[str, Conditioning]:
-    """A voice by name (`default` meaning the default voice); 404 for an unknown one."""
+    """A voice by name (`default` meaning the default voice); UnknownVoice otherwise."""
     bank = services.voices
     name = requested or bank.default
     if name == DEFAULT_VOICE_NAME and bank.get(name) is None:
         name = bank.default
     voice = bank.get(name) if name else None
     if voice is None:
-        raise ApiError(404, "unknown_speaker",
-                       f"speaker {requested!r} not found; GET /speakers lists the voices",
-                       param="speaker")
+        raise UnknownVoice("unknown_speaker",
+                           f"speaker {requested!r} not found; GET /speakers lists the voices",
+                           param="speaker")
     return name, voice
 
 
@@ -106,8 +127,9 @@ def check_token_limit(params: SynthesisParams, engine: Engine) -> None:
     for name in ("min_new_tokens", "max_new_tokens"):
         value = getattr(params, name)
         if value is not None and limit is not None and value > limit:
-            raise bad_request("invalid_parameter",
-                              f"{name}={value} exceeds this model's limit of {limit}", param=name)
+            raise InvalidRequest("invalid_parameter",
+                                 f"{name}={value} exceeds this model's limit of {limit}",
+                                 param=name)
 
 
 def _cacheable(params: SynthesisParams) -> bool:

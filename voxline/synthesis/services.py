@@ -1,12 +1,11 @@
-"""What the routes need at run time: engine, voices, scheduler, caches, metrics, and the
-startup state, in one typed object the factory makes (`context.current()` finds it)."""
+"""What every synthesis needs at run time: engine, voices, scheduler, caches, metrics and the
+startup state, in one typed object the app factory makes and hands to each door."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
 
 from voxline.audio import LevelPolicy, parse_level_policy
 from voxline.engines.base import Engine, EngineError, SynthesisParams
@@ -14,15 +13,11 @@ from voxline.engines.select import choose_engine, load_engine
 from voxline.engines.xtts_weights import describe_weights, preflight
 from voxline.phrase_cache import PhraseCache
 from voxline.scheduler import Scheduler
-from voxline.server.auth import KeyRing
-from voxline.server.context import KEY
-from voxline.server.errors import not_ready
 from voxline.settings import Settings
+from voxline.synthesis.errors import NotReady
+from voxline.synthesis.metrics import Metrics
 from voxline.voices.bank import VoiceBank
 from voxline.voices.manage import VoiceManager
-
-if TYPE_CHECKING:
-    from voxline.server.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +36,7 @@ class Services:
                                    int(settings.phrase_cache_mb * 1e6))
         self.voice_manager = VoiceManager(settings.speakers_dir, settings.cache_dir / "uploads",
                                           settings.upload_max_seconds)
-        self.keys = KeyRing(settings.api_keys, settings.admin_keys)
-        self.metrics: Metrics | None = None  # attached by the factory
-        for line in self.keys.describe():
-            logger.info("auth: %s", line)
+        self.metrics = Metrics(self)
         self.defaults = SynthesisParams()
         self.engine = engine
         self.voices: VoiceBank | None = None
@@ -66,17 +58,14 @@ class Services:
                 preflight(weights)
         logger.info("engine: %s (%s)", self.engine_name, self.engine_reason)
 
-    def init_app(self, app) -> None:
-        app.extensions[KEY] = self
-
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
 
     def require_ready(self) -> None:
-        """Raise the client-facing 503 unless the server is ready to synthesise."""
+        """Raise NotReady unless the server is ready to synthesise."""
         if not self.ready:
-            raise not_ready(self.state)
+            raise NotReady(self.state)
 
     def drain(self) -> None:
         """Leave the rotation: /ready answers 503 from now on; serving goes on."""
