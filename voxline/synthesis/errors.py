@@ -43,3 +43,11 @@ class NotReady(Exception):
     def __init__(self, state: str) -> None:
         super().__init__(f"the server is {state}")
         self.state = state
+
+
+class UnknownLexicon(RequestError):
+    """No pronunciation lexicon of that name (HTTP 404)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__("unknown_lexicon", f"no lexicon named {name!r}", "lexicon")
+        self.name = name
