@@ -47,3 +47,11 @@ class NotReady(Exception):
 
 class NoAudio(RuntimeError):
     """A synthesis ended without producing any audio (never sent as an empty 200)."""
+
+
+class UnknownLexicon(RequestError):
+    """No pronunciation lexicon of that name (HTTP 404)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__("unknown_lexicon", f"no lexicon named {name!r}", "lexicon")
+        self.name = name

@@ -1,0 +1,125 @@
+"""NeMo's WFST normalisation grammars: compiled once into a cache, loaded, and used safely."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+import shutil
+import tempfile
+import threading
+from functools import cache
+from importlib.metadata import version
+from importlib.resources import files
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# XTTS languages NeMo 1.2.0 has text-normalisation grammars for (pl, tr, nl, cs: none).
+GRAMMAR_LANGUAGES = ("en", "es", "fr", "de", "it", "pt", "ru", "hu", "ar", "hi", "zh", "ja", "ko")
+_NEMO_LOGGER = "NeMo-text-processing"
+_COMPLETE = ".complete"
+# What makes a sentence worth the grammar besides its whitelist words: digits, symbols it
+# reads out, and dotted tokens (domains, "e.g.").
+_TRIGGER = re.compile(r"\d|[$€£¥₩₹¢%‰@&#+=/\\:°×÷½¼¾~^<>|*_§]|\w\.\w")
+_EDGE_PUNCT = ",;:!?\"'()[]"
+
+
+def grammar_language(language: str) -> str:
+    """NeMo's code for a request language: the primary subtag ("en-US" -> en, zh-cn -> zh)."""
+    return language.replace("_", "-").split("-")[0].lower()
+
+
+def cache_root(cache_dir: Path) -> Path:
+    """Grammars of this nemo-text-processing release; a new release compiles afresh."""
+    return Path(cache_dir) / f"nemo-{version('nemo-text-processing')}"
+
+
+def is_compiled(cache_dir: Path, language: str) -> bool:
+    return (cache_root(cache_dir) / language / _COMPLETE).exists()
+
+
+def quiet_nemo() -> None:
+    """NeMo logs INFO lines per call (and resets its level in `normalize`): keep warnings only."""
+    nemo = logging.getLogger(_NEMO_LOGGER)
+    if not any(isinstance(f, _WarningsOnly) for f in nemo.filters):
+        nemo.addFilter(_WarningsOnly())
+
+
+class _WarningsOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+def compile_grammar(cache_dir: Path, language: str) -> Path:
+    """Compile `language`'s grammars into the cache (CPU-bound: ~35 s for English, minutes for
+    some others). Written to a temporary folder and renamed, so a killed compile leaves nothing
+    half-written behind."""
+    quiet_nemo()
+    from nemo_text_processing.text_normalization.normalize import Normalizer
+
+    final = cache_root(cache_dir) / language
+    if (final / _COMPLETE).exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{language}-", dir=final.parent))
+    try:
+        Normalizer(input_case="cased", lang=language, cache_dir=str(work))
+        (work / _COMPLETE).write_text(version("nemo-text-processing"))
+        shutil.rmtree(final, ignore_errors=True)
+        work.rename(final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return final
+
+
+class Grammar:
+    """One language's loaded grammars. NeMo's Normalizer keeps per-call state on itself (its
+    token parser), so calls are serialised by a lock."""
+
+    def __init__(self, language: str, normalizer, whitelist: frozenset[str]) -> None:
+        self.language = language
+        self._normalizer = normalizer
+        self._whitelist = whitelist
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, cache_dir: Path, language: str) -> Grammar:
+        """Load compiled grammars (~0.3-1 s); raises FileNotFoundError if none are cached."""
+        quiet_nemo()
+        folder = cache_root(cache_dir) / language
+        if not (folder / _COMPLETE).exists():
+            raise FileNotFoundError(f"no compiled {language} grammars in {folder}")
+        from nemo_text_processing.text_normalization.normalize import Normalizer
+
+        normalizer = Normalizer(input_case="cased", lang=language, cache_dir=str(folder))
+        return cls(language, normalizer, whitelist_words(language))
+
+    def needs(self, text: str) -> bool:
+        """Whether the grammar could change `text`: the fast path skips it when not."""
+        if _TRIGGER.search(text):
+            return True
+        return any(w.strip(_EDGE_PUNCT) in self._whitelist for w in text.split())
+
+    def normalize(self, text: str) -> str:
+        with self._lock:
+            return self._normalizer.normalize(text, punct_post_process=True)
+
+
+@cache
+def whitelist_words(language: str) -> frozenset[str]:
+    """First words of the grammar's whitelist entries ("Mr.", "vs", "World" of "World War II")."""
+    data = files("nemo_text_processing") / "text_normalization" / language / "data"
+    folder = Path(str(data))
+    if language == "en":
+        paths = [folder / "whitelist" / "tts.tsv", folder / "whitelist" / "symbol.tsv"]
+    else:
+        paths = [folder / "whitelist.tsv", *sorted((folder / "whitelist").glob("*.tsv"))]
+    words: set[str] = set()
+    for path in paths:
+        if path.is_file() and not path.name.startswith(("asr", "ipa")):
+            with path.open(encoding="utf-8") as handle:
+                for row in csv.reader(handle, delimiter="\t"):
+                    if row and row[0].split():
+                        words.add(row[0].split()[0])
+    return frozenset(words)

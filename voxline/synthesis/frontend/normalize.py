@@ -1,0 +1,136 @@
+"""Normalisation: which languages have grammars ready, and running them over words.
+
+Grammars are never compiled inside a request: `Normalizers.prepare` compiles missing ones in a
+child process (`python -m voxline.synthesis.frontend.prepare`), so a compile neither holds this
+process's GIL nor leaves half-written files, then loads them. Until a language is ready its
+text passes through un-normalised, and `status()` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from voxline.synthesis.frontend.align import align
+from voxline.synthesis.frontend.grammar import (
+    GRAMMAR_LANGUAGES,
+    Grammar,
+    grammar_language,
+    is_compiled,
+)
+from voxline.synthesis.frontend.words import Word
+
+logger = logging.getLogger(__name__)
+
+_SENTENCE_END = (".", "!", "?", "。", "！", "？")
+COMPILE_TIMEOUT_S = 1800
+
+
+class Normalizers:
+    """Per-language grammars for a server: status for /health, preparation, lookup."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = Path(cache_dir)
+        self._grammars: dict[str, Grammar] = {}
+        self._status: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+
+    def status(self) -> dict[str, str]:
+        """Each grammar language: `ready`, `compiling`, `loading`, `unavailable: reason`, `off`."""
+        with self._lock:
+            return {lang: self._status.get(lang, "off") for lang in GRAMMAR_LANGUAGES}
+
+    def get(self, language: str) -> Grammar | None:
+        """The ready grammar for a request language, or None (text passes through)."""
+        return self._grammars.get(grammar_language(language))
+
+    def prepare(self, languages: Iterable[str], background: bool = True) -> None:
+        """Load (compiling first where the cache lacks them) the grammars of `languages`, one
+        after another; in a daemon thread when `background`."""
+        wanted = []
+        for language in languages:
+            code = grammar_language(language)
+            if code not in GRAMMAR_LANGUAGES:
+                self._set(code, f"unavailable: no grammar for {code}")
+            elif code not in wanted and code not in self._grammars:
+                wanted.append(code)
+                self._set(code, "loading" if is_compiled(self.cache_dir, code) else "queued")
+        if not background:
+            self._prepare_all(wanted)
+            return
+        self._worker = threading.Thread(target=self._prepare_all, args=(wanted,),
+                                        name="grammar-prepare", daemon=True)
+        self._worker.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until a background `prepare` has finished (tests, the prepare CLI)."""
+        if self._worker is not None:
+            self._worker.join(timeout)
+
+    def install(self, grammar: Grammar) -> None:
+        """Use an already loaded grammar (tests share one across front ends)."""
+        with self._lock:
+            self._grammars[grammar.language] = grammar
+            self._status[grammar.language] = "ready"
+
+    def _prepare_all(self, languages: list[str]) -> None:
+        for code in languages:
+            try:
+                if not is_compiled(self.cache_dir, code):
+                    self._set(code, "compiling")
+                    _compile_in_child(self.cache_dir, code)
+                self._set(code, "loading")
+                self.install(Grammar.load(self.cache_dir, code))
+                logger.info("text normalisation ready for %s", code)
+            except Exception as exc:  # one language failing leaves the others and the server up
+                logger.warning("text normalisation unavailable for %s: %s", code, exc)
+                self._set(code, f"unavailable: {exc}")
+
+    def _set(self, code: str, state: str) -> None:
+        with self._lock:
+            self._status[code] = state
+
+
+def _compile_in_child(cache_dir: Path, language: str) -> None:
+    command = [sys.executable, "-m", "voxline.synthesis.frontend.prepare",
+               "--languages", language, "--cache-dir", str(cache_dir)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"grammar compile failed: {tail[0]}")
+
+
+def normalize_words(words: list[Word], grammar: Grammar | None) -> list[Word]:
+    """Words with each sentence that needs it run through the grammar; frozen words (aliases,
+    spelled codes, phonemes) are kept as they are, and split the text the grammar sees."""
+    if grammar is None:
+        return words
+    result: list[Word] = []
+    run: list[Word] = []
+    for word in words:
+        if word.frozen or word.kind != "word":
+            result += _normalize_run(run, grammar)
+            result.append(word)
+            run = []
+            continue
+        run.append(word)
+        if word.text.endswith(_SENTENCE_END):
+            result += _normalize_run(run, grammar)
+            run = []
+    return result + _normalize_run(run, grammar)
+
+
+def _normalize_run(run: list[Word], grammar: Grammar) -> list[Word]:
+    if not run:
+        return []
+    text = " ".join(w.text for w in run)
+    if not grammar.needs(text):
+        return run
+    return align(run, grammar.normalize(text))

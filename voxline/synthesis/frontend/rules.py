@@ -1,0 +1,147 @@
+"""Rewrites ahead of the grammar, for what NeMo's grammars read wrong (measured, see
+docs/frontend.md): phone numbers, codes, street abbreviations, versions, units, currency codes.
+
+Spelled forms (phones, codes) come out frozen; the others hand the grammar a form it reads well.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from voxline.synthesis.frontend import spelling
+from voxline.synthesis.frontend.words import Rule, Word, frozen
+
+_PHONE = re.compile(
+    r"(?<![\w.+/-])(?:"
+    r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}"  # +44 20 7946 0958
+    r"|(?:1[ .-])?(?:\(\d{3}\)[ .-]?|\d{3}[.-])\d{3}[.-]\d{4}"  # (555) 123-4567, 1-800-555-0142
+    r"|\d{3}-\d{4}"  # 555-0142
+    r")(?![\w-]|[.,]\d)"
+)
+# Letters and digits mixed in one token (with optional hyphens), not a number with a unit,
+# an ordinal, a time, a decade or a house number ("221B", read well by the grammar).
+_CODE = re.compile(
+    r"(?<![\w.@/-])(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![\w@]|[-/.]\w)"
+)
+_NOT_A_CODE = re.compile(
+    r"\d+(?:st|nd|rd|th|s|am|pm|[kmgµ]?[gmlsbBW]|kg|km|cm|mm|mi|ft|in|lbs?|oz|mph|kph|h|hrs?|min"
+    r"|sec|ms|k|K|M|x|D|G|p|fps|Hz|kHz|MHz|GHz|MB|GB|KB|TB|kWh|mAh|V|W|A|C|F)|\d{1,4}[A-Z]",
+)
+_VERSION = re.compile(r"(?<![\w.])\d+(?:\.\d+){2,}(?![\w]|\.\d)")
+_TIMES = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)x(?!\w)")
+_NUMBER_SIGN = re.compile(r"(?:(?<!\w)#|(?<!\w)No\.\s?)(?=\d)")
+_UNITS = {"km/h": "kilometers per hour", "MB": "megabytes", "GB": "gigabytes",
+          "KB": "kilobytes", "kB": "kilobytes", "TB": "terabytes", "kWh": "kilowatt hours",
+          "mAh": "milliamp hours", "GHz": "gigahertz", "MHz": "megahertz", "kHz": "kilohertz"}
+_UNIT = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s?(" + "|".join(
+    re.escape(u) for u in sorted(_UNITS, key=len, reverse=True)) + r")(?!\w)")
+_CURRENCY_CODES = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+_CURRENCY = re.compile(r"(?<![\w.])(?:(\d[\d,]*(?:\.\d+)?)\s?(USD|EUR|GBP|JPY)"
+                       r"|(USD|EUR|GBP|JPY)\s?(\d[\d,]*(?:\.\d+)?))(?!\w)")
+# Address abbreviations the English grammar leaves alone; "St." and "Dr." depend on context.
+_ADDRESS = {"Ave.": "Avenue", "Rd.": "Road", "Blvd.": "Boulevard", "Ln.": "Lane", "Ct.": "Court",
+            "Hwy.": "Highway", "Pkwy.": "Parkway", "Sq.": "Square", "Ste.": "Suite",
+            "approx.": "approximately"}
+_ABBREVIATION = re.compile(r"(?<!\w)(?:St|Dr|" + "|".join(
+    re.escape(a[:-1]) for a in _ADDRESS) + r")\.(?=\s|$|[,;:!?)])")
+_WORD_BEFORE = re.compile(r"(\S+)\s+$")
+_WORD_AFTER = re.compile(r"\s+([\"'(]?\w)")
+
+
+@cache
+def rules_for(language: str) -> tuple[Rule, ...]:
+    """The rewrites for one language (primary subtag), in priority order."""
+    rules: list[Rule] = []
+    if spelling.can_spell(language):
+        rules += [_phone_rule(language), _version_rule(language), _code_rule(language)]
+    if language == "en":
+        rules += [Rule("number sign", _NUMBER_SIGN, _number_sign),
+                  Rule("currency code", _CURRENCY, _currency),
+                  Rule("unit", _UNIT, _unit),
+                  Rule("times", _TIMES, _times),
+                  Rule("abbreviation", _ABBREVIATION, _abbreviation)]
+    return tuple(rules)
+
+
+def _phone_rule(language: str) -> Rule:
+    def render(m: re.Match[str], a: int, b: int) -> list[Word]:
+        return frozen(spelling.telephone(m.group(), language), a, b)
+    return Rule("telephone", _PHONE, render)
+
+
+_DOTTED_DATE = re.compile(r"\d{1,2}\.\d{1,2}\.\d{2,4}")
+
+
+def _version_rule(language: str) -> Rule:
+    point = {"en": "point", "de": "Punkt", "fr": "point", "es": "punto", "it": "punto",
+             "pt": "ponto"}.get(language)
+
+    def render(m: re.Match[str], a: int, b: int) -> list[Word] | None:
+        if _DOTTED_DATE.fullmatch(m.group()):
+            return None
+        parts = m.group().split(".")
+        if point is None:
+            return [Word(p, a, b) for p in parts]
+        texts = [t for p in parts for t in (p, point)][:-1]
+        return [Word(t, a, b) for t in texts]
+    return Rule("version", _VERSION, render)
+
+
+def _code_rule(language: str) -> Rule:
+    def render(m: re.Match[str], a: int, b: int) -> list[Word] | None:
+        if _NOT_A_CODE.fullmatch(m.group()):
+            return None
+        return frozen(spelling.spell_code(m.group(), language), a, b)
+    return Rule("code", _CODE, render)
+
+
+def _number_sign(m: re.Match[str], a: int, b: int) -> list[Word]:
+    return frozen(["number"], a, b)
+
+
+def _currency(m: re.Match[str], a: int, b: int) -> list[Word]:
+    amount, code = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+    return [Word(_CURRENCY_CODES[code] + amount, a, b)]
+
+
+def _unit(m: re.Match[str], a: int, b: int) -> list[Word]:
+    name = _UNITS[m.group(2)]
+    if m.group(1) == "1":
+        name = name.replace("bytes", "byte").replace("hours", "hour")
+    return [Word(m.group(1), a, b), *frozen(name.split(), a, b)]
+
+
+def _times(m: re.Match[str], a: int, b: int) -> list[Word]:
+    return [Word(m.group(1), a, b), *frozen(["times"], a, b)]
+
+
+def _abbreviation(m: re.Match[str], a: int, b: int) -> list[Word]:
+    text, abbreviation = m.string, m.group()
+    before = _WORD_BEFORE.search(text, 0, m.start())
+    after = _WORD_AFTER.match(text, m.end())
+    after_name = bool(after and after.group(1)[-1].isupper())
+    if abbreviation in ("St.", "Dr."):
+        street = _follows_a_name(text, before)
+        if not street and after_name:
+            return frozen(["Saint" if abbreviation == "St." else "Doctor"], a, b)
+        word = "Street" if abbreviation == "St." else "Drive"
+    else:
+        word = _ADDRESS[abbreviation]
+    # The abbreviation's dot may also end the sentence: keep it there.
+    ends = after is None and not text[m.end():].strip() or after_name
+    return frozen([word + ("." if ends else "")], a, b)
+
+
+def _follows_a_name(text: str, before: re.Match[str] | None) -> bool:
+    """Whether the word before is a street's name: a number, or a capitalised word that is
+    not the first of its sentence ("Baker St." vs "Visit St. Louis")."""
+    if before is None:
+        return False
+    word = before.group(1)
+    if any(c.isdigit() for c in word):
+        return True
+    if not word[:1].isupper() or word[-1] in ".!?":
+        return False
+    earlier = _WORD_BEFORE.search(text, 0, before.start(1))
+    return earlier is not None and earlier.group(1)[-1] not in ".!?"
