@@ -80,6 +80,14 @@ class Settings:
     # Voice uploads (POST /v1/voices): largest request body and longest clip.
     upload_max_mb: float = 25.0
     upload_max_seconds: float = 60.0
+    # Text front end. Pronunciation lexicons (W3C PLS, NAME.pls) load from this folder at
+    # startup, and `PUT /v1/lexicons/NAME` writes there. Compiled normalisation grammars live
+    # in `grammar_dir` (shared by every server of the host; `scripts/setup` compiles English
+    # ahead); `normalize_languages` load before /ready says ready, the others in the
+    # background after it.
+    lexicons_dir: Path = Path("lexicons")
+    grammar_dir: Path = field(default_factory=lambda: _default_cache_dir() / "grammars")
+    normalize_languages: tuple[str, ...] = ("en",)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -75,7 +75,7 @@ def test_openai_route_answers_auth_errors_in_openai_shape(keyed_client):
 
 
 def test_no_keys_means_open_synthesis_and_no_voice_management(make_app, caplog):
-    caplog.set_level(logging.INFO, logger="voxline.server.services")
+    caplog.set_level(logging.INFO, logger="voxline.server.app")
     client = make_app(FakeEngine()).test_client()
     assert call(client, SPEAK, None).status_code == 200
     assert call(client, OPENAI, None).status_code == 200

@@ -176,6 +176,8 @@ class Engine(ABC):
     unavailable_languages: Mapping[str, str] = MappingProxyType({})
     device: str = "cpu"
     can_clone: bool = False
+    # Takes espeak phonemes inline as `[[...]]` (Piper): SSML <phoneme> and lexicon phonemes.
+    takes_phonemes: bool = False
 
     @property
     def model_id(self) -> str:

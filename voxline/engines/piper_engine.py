@@ -18,6 +18,7 @@ class PiperEngine(Engine):
 
     name = "piper"
     can_clone = False
+    takes_phonemes = True
 
     def __init__(self, model_path: Path | None = None, config_path: Path | None = None) -> None:
         try:

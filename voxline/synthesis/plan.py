@@ -1,7 +1,8 @@
 """Plan: a parsed request resolved against the loaded engine and voices.
 
 Every client error a synthesis can have is found here, before anything is queued or sent:
-readiness, language, voice, output format, sentences, token limits. What comes after (render,
+readiness, language, voice, output format, the text (front end: SSML, normalisation,
+lexicons), token limits. What comes after (render,
 body) only fails for server-side reasons.
 """
 
@@ -14,10 +15,11 @@ from voxline.audio import AudioFormatError, OutputSpec, resolve_output
 from voxline.engines.base import Conditioning, Engine, SynthesisParams, Utterance
 from voxline.phrase_cache import phrase_key
 from voxline.synthesis.errors import InvalidRequest, NoSpeakableText, UnknownVoice
+from voxline.synthesis.frontend import Spoken
+from voxline.synthesis.lines import Line, plan_lines
 from voxline.synthesis.request import SynthesisRequest
 from voxline.synthesis.services import Services
-from voxline.synthesis.words import WordClock, sentence_offsets
-from voxline.text import split_text
+from voxline.synthesis.words import WordClock
 from voxline.voices.cache import conditioning_digest
 
 DEFAULT_VOICE_NAME = "default"  # names the default voice when no voice is called that
@@ -27,8 +29,10 @@ DEFAULT_VOICE_NAME = "default"  # names the default voice when no voice is calle
 class Plan:
     """Everything one synthesis needs, validated; nothing held yet."""
 
-    text: str
-    sentences: tuple[str, ...]
+    text: str  # as the client sent it
+    spoken: Spoken  # what the front end made of it
+    lines: tuple[Line, ...]  # one engine call each
+    tail_pause_ms: float  # silence after the last line (an SSML break at the end)
     voice_name: str
     voice: Conditioning
     voice_digest: str
@@ -39,12 +43,23 @@ class Plan:
     whole: bool  # one complete file (/tts) rather than a stream
     timestamps: bool = False  # the client wants word timings
 
+    @property
+    def sentences(self) -> tuple[str, ...]:
+        return tuple(line.text for line in self.lines)
+
     def utterances(self) -> list[Utterance]:
-        return [Utterance(s, self.voice, self.language, self.params) for s in self.sentences]
+        return [Utterance(line.text, self.voice, self.language, self._params(line))
+                for line in self.lines]
+
+    def _params(self, line: Line) -> SynthesisParams:
+        if line.rate is None:
+            return self.params
+        speed = min(4.0, max(0.25, self.params.speed * line.rate))
+        return dataclasses.replace(self.params, speed=speed)
 
     def word_clock(self, rate: int) -> WordClock:
         """Places the engine's words of this plan on its audio timeline and in its text."""
-        return WordClock(self.sentences, sentence_offsets(self.text, self.sentences), rate)
+        return WordClock(self.lines, rate)
 
 
 def plan_request(
@@ -64,18 +79,14 @@ def plan_request(
         digest = conditioning_digest(conditioning)
     spec = output_spec(req.format, req.sample_rate, engine, default_format)
     check_token_limit(req.params, engine)
-    sentences = tuple(s for s in split_text(req.text, engine.sentence_limit(language), language)
-                      if speakable(s))
-    if not sentences:
+    spoken = services.frontend.process(req.text, language=language, text_type=req.text_type,
+                                       normalize=req.normalize, phonemes=engine.takes_phonemes)
+    lines, tail = plan_lines(spoken, engine.sentence_limit(language), language)
+    if not lines:
         raise NoSpeakableText(f"the text has nothing to speak: {req.text[:40]!r}")
-    return Plan(req.text, sentences, name, conditioning, digest, language, req.params, spec,
-                use_cache=req.cache and _cacheable(req.params), whole=whole,
-                timestamps=req.timestamps)
-
-
-def speakable(text: str) -> bool:
-    """Whether `text` holds anything an engine can say (a letter or digit, in any script)."""
-    return any(c.isalnum() for c in text)
+    return Plan(req.text, spoken, lines, tail, name, conditioning, digest, language, req.params,
+                spec, use_cache=req.cache and _cacheable(req.params) and not req.timestamps,
+                whole=whole, timestamps=req.timestamps)
 
 
 def output_spec(fmt: str | None, rate: int | None, engine: Engine,
@@ -139,10 +150,11 @@ def _cacheable(params: SynthesisParams) -> bool:
 
 
 def render_key(services: Services, plan: Plan) -> str:
-    """Everything that shapes a render's bytes."""
+    """Everything that shapes a render's bytes: what is spoken (after normalisation and
+    lexicons, so a lexicon change is heard at once), not the text as sent."""
     return phrase_key(
         engine=services.engine.model_id, engine_info=services.engine.info(),
-        voice=plan.voice_digest, text=plan.text, language=plan.language,
+        voice=plan.voice_digest, text=plan.spoken.key, language=plan.language,
         params=dataclasses.asdict(plan.params), format=plan.spec.format,
         rate=plan.spec.sample_rate, level=services.settings.level, whole=plan.whole,
         chunk_schedule=services.settings.chunk_schedule,  # XTTS crossfades at chunk edges

@@ -147,10 +147,10 @@ def _write_stream(services: Services, plan: Plan, handle: JobHandle, tape: Tape,
     rate = services.engine.sample_rate
     own = encoder is None
     pipeline = AudioPipeline(plan.spec, rate, level=services.level) if own else encoder
-    clock = plan.word_clock(rate)
+    clock, pauses = plan.word_clock(rate), Pauses(plan, rate)
     header, samples = (pipeline.header() if own else b""), 0
     try:
-        for sentence, chunk in handle.timed_chunks():
+        for sentence, chunk in _with_pauses(handle, pauses):
             audio, words = chunk_parts(chunk)
             marks = clock.marks(sentence, samples, words) if words else ()
             samples += len(audio)
@@ -175,7 +175,7 @@ def _write_whole(services: Services, plan: Plan, handle: JobHandle, tape: Tape) 
     chunks: list[np.ndarray] = []
     marks: list = []
     samples = 0
-    for sentence, chunk in handle.timed_chunks():
+    for sentence, chunk in _with_pauses(handle, Pauses(plan, rate)):
         audio, words = chunk_parts(chunk)
         marks.extend(clock.marks(sentence, samples, words))
         samples += len(audio)
@@ -185,3 +185,33 @@ def _write_whole(services: Services, plan: Plan, handle: JobHandle, tape: Tape) 
         data = encode_whole(plan.spec, rate, chunks, level=services.level)
         tape.write(data, samples / rate, tuple(marks))
     return samples / rate
+
+
+class Pauses:
+    """The silences of a plan (SSML breaks), in samples: before each line and after the last."""
+
+    def __init__(self, plan: Plan, rate: int) -> None:
+        self.before = [round(line.pause_ms * rate / 1000) for line in plan.lines]
+        self.tail = round(plan.tail_pause_ms * rate / 1000)
+        self.next = 0  # the first line whose pause is still to come
+
+    def upto(self, line: int) -> int:
+        """Samples of silence due before `line` starts (once each)."""
+        due = sum(self.before[self.next:line + 1])
+        self.next = max(self.next, line + 1)
+        return due
+
+    def rest(self) -> int:
+        return self.upto(len(self.before) - 1) + self.tail
+
+
+def _with_pauses(handle: JobHandle, pauses: Pauses):
+    """The job's (line, chunk) pairs with each line's silence before its first chunk and the
+    plan's last silence at the end: exact to the sample."""
+    line = -1
+    for line, chunk in handle.timed_chunks():
+        if silence := pauses.upto(line):
+            yield line, np.zeros(silence, dtype=np.float32)
+        yield line, chunk
+    if silence := pauses.rest():
+        yield max(line, 0), np.zeros(silence, dtype=np.float32)

@@ -15,6 +15,8 @@ from voxline.phrase_cache import PhraseCache
 from voxline.scheduler import Scheduler
 from voxline.settings import Settings
 from voxline.synthesis.errors import NotReady
+from voxline.synthesis.frontend import FrontEnd, LexiconStore, Normalizers
+from voxline.synthesis.frontend.grammar import grammar_language, is_compiled
 from voxline.synthesis.metrics import Metrics
 from voxline.voices.bank import VoiceBank
 from voxline.voices.manage import VoiceManager
@@ -37,6 +39,8 @@ class Services:
         self.voice_manager = VoiceManager(settings.speakers_dir, settings.cache_dir / "uploads",
                                           settings.upload_max_seconds)
         self.metrics = Metrics(self)
+        self.frontend = FrontEnd(Normalizers(settings.grammar_dir),
+                                 LexiconStore(settings.lexicons_dir))
         self.defaults = SynthesisParams()
         self.engine = engine
         self.voices: VoiceBank | None = None
@@ -91,6 +95,8 @@ class Services:
             )
             self.state = "loading voices"
             self.voices.load()
+            self.state = "loading the text front end"
+            self._load_frontend()
             if self.voices.default is None:
                 raise EngineError("no usable voice: add a clip to the speakers folder")
             if self.settings.warmup:
@@ -107,6 +113,20 @@ class Services:
         self.state = "ready"
         self._ready.set()
         logger.info("ready in %.1f s", self.startup_s)
+
+    def _load_frontend(self) -> None:
+        """Lexicons, then the grammars of `normalize_languages` (before ready: a first request
+        must not be read un-normalised), then the engine's other languages in the background."""
+        self.frontend.lexicons.load()
+        languages = [code for code in self.engine.languages]
+        first = [code for code in languages if code in self.settings.normalize_languages]
+        self.frontend.normalizers.prepare(first, background=False)
+        # Other languages' grammars take minutes each to compile: only those compiled ahead
+        # (`scripts/setup --grammars all`) are loaded here, in the background.
+        rest = [code for code in languages if code not in first
+                and is_compiled(self.settings.grammar_dir, grammar_language(code))]
+        if rest:
+            self.frontend.normalizers.prepare(rest, background=True)
 
     def _load_engine(self) -> None:
         if self.engine is not None:
@@ -142,5 +162,7 @@ class Services:
             "queue_depth": self.scheduler.depth,
             "busy": self.scheduler.busy,
             "startup_s": self.startup_s,
+            "text_normalization": self.frontend.normalizers.status(),
+            "lexicons": self.frontend.lexicons.names(),
         }
 

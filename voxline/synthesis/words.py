@@ -33,27 +33,25 @@ class WordMark:
 
 
 class WordClock:
-    """Places an engine's words of each sentence on the render's timeline.
+    """Places an engine's words of each line (utterance) on the render's timeline.
 
-    `sentences[i]` is the text of utterance i and `offsets[i]` where it starts in the text the
-    render speaks; `to_source(start, end)` maps a span of that text back to the client's text
-    (identity without a front end)."""
+    `lines[i]` is utterance i: `to_source(start, end)` maps its characters back to the
+    client's text."""
 
-    def __init__(self, sentences: Sequence[str], offsets: Sequence[int], rate: int,
-                 to_source=None) -> None:
-        self.sentences = sentences
-        self.offsets = offsets
+    def __init__(self, lines: Sequence[Any], rate: int) -> None:
+        self.lines = lines
         self.rate = rate
-        self.to_source = to_source or (lambda start, end: (start, end))
 
     def marks(self, sentence: int, chunk_start: int, words: Sequence[Word]) -> list[WordMark]:
         """Marks for `words` of a chunk that starts at sample `chunk_start` of the render."""
-        base = self.offsets[sentence] if sentence < len(self.offsets) else 0
+        if not 0 <= sentence < len(self.lines):
+            return []
+        line = self.lines[sentence]
         marks = []
         for word in words:
             start = max(0, chunk_start + word.start)
             end = max(start, chunk_start + word.end)
-            text_start, text_end = self.to_source(base + word.char_start, base + word.char_end)
+            text_start, text_end = line.to_source(word.char_start, word.char_end)
             marks.append(WordMark(word.text, start * 1000 / self.rate, end * 1000 / self.rate,
                                   text_start, text_end, word.estimated))
         return marks
