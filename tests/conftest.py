@@ -43,7 +43,7 @@ def make_app(tmp_path):
 
     def build(engine, **settings):
         base = {"speakers_dir": tmp_path / "speakers", "cache_dir": tmp_path / "cache",
-                "warmup": False}
+                "lexicons_dir": tmp_path / "lexicons", "warmup": False}
         base.update(settings)
         return create_app({"settings": base, "engine": engine, "background": False})
 
@@ -66,7 +66,8 @@ def loading_app(tmp_path):
             return super().builtin_voices()
 
     app = create_app({"settings": {"speakers_dir": tmp_path / "speakers",
-                                   "cache_dir": tmp_path / "cache", "warmup": False},
+                                   "cache_dir": tmp_path / "cache",
+                                   "lexicons_dir": tmp_path / "lexicons", "warmup": False},
                       "engine": SlowVoices()})
     yield app, gate
     gate.set()
@@ -140,6 +141,7 @@ class Servers:
         """`app` may be `tests.fakes:create_app()`: a fake engine behind real gunicorn."""
         cache, log = self.place(len(self.started))
         env.setdefault("VOXLINE_CACHE_DIR", str(cache))
+        env.setdefault("VOXLINE_LEXICONS_DIR", str(cache / "lexicons"))
         server = ServerProcess(env, log, app)
         self.started.append(server)
         return server.start()

@@ -88,7 +88,8 @@ def test_request_id_is_in_every_log_line_of_a_request(make_app, caplog):
     with pytest.raises(StreamAborted):
         streamed.get_data()
     assert client.post("/tts_stream", json={"text": ""}, headers=headers).status_code == 400
-    ours = [r for r in caplog.records if r.name.startswith("voxline.server")]
+    ours = [r for r in caplog.records
+            if r.name.startswith(("voxline.server", "voxline.synthesis"))]
     during = [r for r in ours if "synthesis failed" in r.getMessage()
               or "render failed" in r.getMessage()
               or "stream aborted" in r.getMessage() or "missing_text" in r.getMessage()]

@@ -160,6 +160,9 @@ class Context:
             while (cut := self._next_segment()) is not None:
                 text, offset = cut
                 item = self._open_segment(text)
+                if item is None:  # nothing to say in it
+                    self._segment_done()
+                    continue
                 if self.cancelled and isinstance(item, Source):
                     item.reader.close()  # cancelled while it was being opened
                     break
@@ -205,7 +208,7 @@ class Context:
         idle = time.monotonic() - self._last_text
         return max(0.001, self.settings.max_buffer_delay_ms / 1000 - idle)
 
-    def _open_segment(self, text: str) -> Source | SessionError:
+    def _open_segment(self, text: str) -> Source | SessionError | None:
         self._count += 1
         request_id = f"{self.session.id[:8]}.{self.id[:24]}.{self._count}"
         try:

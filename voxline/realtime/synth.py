@@ -14,7 +14,7 @@ from typing import Any
 
 from voxline.audio import AudioPipeline, resolve_output
 from voxline.scheduler import Cancelled, QueueFull, SynthesisError
-from voxline.synthesis.errors import NoAudio, NotReady, RequestError
+from voxline.synthesis.errors import NoAudio, NoSpeakableText, NotReady, RequestError
 from voxline.synthesis.plan import output_spec, plan_request, resolve_language, resolve_voice
 from voxline.synthesis.render import Source, open_source
 from voxline.synthesis.request import (
@@ -136,9 +136,11 @@ class Synthesis:
         return AudioPipeline(spec, self.engine_rate, level=self.services.level)
 
     def open_segment(self, request_id: str, text: str, settings: SessionSettings,
-                     encoder: AudioPipeline, cancelled: Callable[[], bool]) -> Source:
+                     encoder: AudioPipeline, cancelled: Callable[[], bool]) -> Source | None:
         """Render one segment into the context's encoder; its errors (a full scheduler
-        included) reach the reader. Raises SessionError for a segment that cannot be planned."""
+        included) reach the reader. None for a segment with nothing to say (LLMs send "…"
+        on their own: skipped, not an error). Raises SessionError for a segment that cannot
+        be planned."""
         svc = self.services
         values = settings.values
         req = SynthesisRequest(
@@ -150,6 +152,8 @@ class Synthesis:
         )
         try:
             plan = plan_request(svc, req, "pcm")
+        except NoSpeakableText:
+            return None
         except (RequestError, NotReady) as exc:
             raise session_error(exc) from exc
         return open_source(svc, plan, request_id, encoder=encoder, cancelled=cancelled)

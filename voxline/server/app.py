@@ -22,6 +22,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from voxline.server.openai_api import bp as openai_bp
     from voxline.server.playground import bp as playground_bp
     from voxline.server.routes import bp
+    from voxline.server.text_routes import bp as text_bp
     from voxline.server.voice_admin import bp as voice_admin_bp
     from voxline.synthesis.services import Services
 
@@ -42,6 +43,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     logctx.init_app(app)  # after `bp`, whose first hook assigns g.request_id
     metrics.init_app(app, services)
     app.register_blueprint(voice_admin_bp)
+    app.register_blueprint(text_bp)
     app.register_blueprint(openai_bp)
     app.register_blueprint(coqui_bp)
     realtime_ws.init_app(app, services)

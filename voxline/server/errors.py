@@ -14,6 +14,7 @@ from voxline.synthesis.errors import (
     NotReady,
     RequestError,
     TooLarge,
+    UnknownLexicon,
     UnknownVoice,
 )
 from voxline.tape import RenderStalled
@@ -22,7 +23,8 @@ from voxline.voices.upload import UploadError
 # Voice-management codes that are not a plain 400.
 _UPLOAD_STATUS = {"voice_exists": 409, "builtin_voice": 409, "default_voice": 409,
                   "unknown_voice": 404, "too_large": 413}
-_REQUEST_STATUS = ((TooLarge, 413), (UnknownVoice, 404), (InvalidRequest, 400))
+_REQUEST_STATUS = ((TooLarge, 413), (UnknownVoice, 404), (UnknownLexicon, 404),
+                   (InvalidRequest, 400))
 
 
 class ApiError(Exception):

@@ -94,6 +94,16 @@ def check_text(text: str, field: str | None) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
+        field = field if field and field.isprintable() and _encodable(field) else None
         where = f"{field} is" if field else "the body holds"
         raise InvalidRequest("invalid_encoding", f"{where} not valid Unicode (lone surrogate)",
                              param=field) from None
+
+
+def _encodable(text: str) -> bool:
+    """Whether `text` can be written back out (a message naming it must never fail to send)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
