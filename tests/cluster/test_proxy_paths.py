@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from voxline.cluster import Cluster, Proxy, find_haproxy, free_port
+from devtools.cluster import Cluster, Proxy, find_haproxy, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -186,7 +186,7 @@ def test_keys_in_queries_never_reach_the_proxy_or_replica_logs(tmp_path):
 
 
 def test_the_json_error_pages_are_valid_http():
-    from voxline.cluster import HAPROXY_CONFIG
+    from devtools.cluster import HAPROXY_CONFIG
 
     for page in sorted((HAPROXY_CONFIG.parent / "errors").glob("*.http")):
         head, _, body = page.read_bytes().partition(b"\r\n\r\n")
@@ -207,11 +207,11 @@ def test_cluster_command_serves_then_stops_everything_on_sigterm(tmp_path):
     import subprocess
     import sys
 
-    from voxline.cluster import ROOT
+    from devtools.cluster import ROOT
 
     env = {**os.environ, "VOXLINE_CACHE_DIR": str(tmp_path), "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "voxline.cluster", "2", "tone"],
+        [sys.executable, "-m", "devtools.cluster", "2", "tone"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
