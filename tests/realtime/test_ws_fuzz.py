@@ -21,8 +21,14 @@ SEED = 16
 COUNT = 2200
 CHECK_EVERY = 250  # a valid utterance, start to end, every so many mutations
 MAX_FAILURES = 10  # stop early: each failure costs a reconnect (and maybe a worker restart)
-ANSWERS = {"error", "session.updated", "context.cancelled", "speech.audio.delta",
-           "speech.segment", "speech.audio.done"}
+ANSWERS = {
+    "error",
+    "session.updated",
+    "context.cancelled",
+    "speech.audio.delta",
+    "speech.segment",
+    "speech.audio.done",
+}
 
 
 def worker_pids(master: int) -> set[int]:
@@ -52,8 +58,9 @@ class Fuzzer:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self.ws = connect(self.url, open_timeout=10, close_timeout=1,
-                                  max_size=None).__enter__()
+                self.ws = connect(
+                    self.url, open_timeout=10, close_timeout=1, max_size=None
+                ).__enter__()
                 break
             except (InvalidHandshake, ConnectionClosed, OSError):
                 if time.monotonic() > deadline:
@@ -97,11 +104,24 @@ class Fuzzer:
     def speak(self) -> None:
         """A valid utterance with known settings: the session still works."""
         try:
-            self.ws.send(json.dumps({"type": "session.update", "session": {
-                "voice": "tone-a", "language": "en", "format": "pcm", "sample_rate": 24000,
-                "speed": 1.0, "max_buffer_delay_ms": 400}}))
-            self.ws.send(json.dumps({"type": "input_text.append", "context_id": "check",
-                                     "text": "Hi."}))
+            self.ws.send(
+                json.dumps(
+                    {
+                        "type": "session.update",
+                        "session": {
+                            "voice": "tone-a",
+                            "language": "en",
+                            "format": "pcm",
+                            "sample_rate": 24000,
+                            "speed": 1.0,
+                            "max_buffer_delay_ms": 400,
+                        },
+                    }
+                )
+            )
+            self.ws.send(
+                json.dumps({"type": "input_text.append", "context_id": "check", "text": "Hi."})
+            )
             self.ws.send(json.dumps({"type": "input_text.end", "context_id": "check"}))
             audio = 0
             while True:
@@ -145,16 +165,19 @@ def fuzz(url: str, count: int, skip: re.Pattern | None = None) -> tuple[int, lis
         fuzzer.speak()
     finally:
         fuzzer.close()
-    print(f"ws fuzz: {sent} mutated messages sent (seed {SEED}) in "
-          f"{time.monotonic() - started:.1f} s, {len(fuzzer.failures)} failures")
+    print(
+        f"ws fuzz: {sent} mutated messages sent (seed {SEED}) in "
+        f"{time.monotonic() - started:.1f} s, {len(fuzzer.failures)} failures"
+    )
     return sent, fuzzer.failures
 
 
 @pytest.fixture
 def tone_server(spawn_server):
     """A gunicorn of its own per test: a test that kills its worker spoils no other."""
-    return spawn_server(VOXLINE_ENGINE="tone", VOXLINE_PHRASE_CACHE_MB="0",
-                        VOXLINE_SESSION_IDLE_S="300")
+    return spawn_server(
+        VOXLINE_ENGINE="tone", VOXLINE_PHRASE_CACHE_MB="0", VOXLINE_SESSION_IDLE_S="300"
+    )
 
 
 @pytest.mark.xfail(strict=True, reason="issue 16: fixed by the core's decoder")

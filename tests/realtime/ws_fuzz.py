@@ -28,8 +28,26 @@ SETTINGS = {
 }
 # Values of the wrong type (or an edge of the right one) for any field.
 CONFUSIONS: list[Any] = [
-    None, True, False, 0, -1, 1.5, -0.0, 2**63, -(2**63), 1e308, "", " ", "x" * 300,
-    "\ud800", "tone-a\u0000", [], {}, [1, "a"], {"a": 1}, {"type": "session.update"},
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1.5,
+    -0.0,
+    2**63,
+    -(2**63),
+    1e308,
+    "",
+    " ",
+    "x" * 300,
+    "\ud800",
+    "tone-a\u0000",
+    [],
+    {},
+    [1, "a"],
+    {"a": 1},
+    {"type": "session.update"},
 ]
 
 
@@ -45,8 +63,13 @@ def valid_messages(rng: random.Random) -> list[dict[str, Any]]:
     settings = dict(rng.sample(sorted(SETTINGS.items()), rng.randint(1, len(SETTINGS))))
     return [
         {"type": "session.update", "session": settings},
-        {"type": "input_text.append", "context_id": context, "text": rng.choice(
-            ["Hello", " there.", " Your order has shipped!", "…", "", "1, 2, 3"])},
+        {
+            "type": "input_text.append",
+            "context_id": context,
+            "text": rng.choice(
+                ["Hello", " there.", " Your order has shipped!", "…", "", "1, 2, 3"]
+            ),
+        },
         {"type": "input_text.flush", "context_id": context},
         {"type": "input_text.end", "context_id": context},
         {"type": "context.cancel", "context_id": context},
@@ -83,8 +106,11 @@ def truncated(rng: random.Random) -> Mutation:
 def type_confusion(rng: random.Random) -> Mutation:
     message = rng.choice(valid_messages(rng))
     path = rng.choice(list(_paths(message)))
-    return Mutation(_dump(_replace(message, path, rng.choice(CONFUSIONS))),
-                    f"type confusion in {'.'.join(path)}", False)
+    return Mutation(
+        _dump(_replace(message, path, rng.choice(CONFUSIONS))),
+        f"type confusion in {'.'.join(path)}",
+        False,
+    )
 
 
 def missing_field(rng: random.Random) -> Mutation:
@@ -115,8 +141,19 @@ def nesting(rng: random.Random) -> Mutation:
 def escapes(rng: random.Random) -> Mutation:
     """Strings written with escapes: lone and paired surrogates, NUL, controls, and broken
     escapes (invalid JSON)."""
-    good = ["\\ud800", "\\udfff", "\\ud800\\u0041", "\\ud83d\\ude00", "\\u0000", "\\n\\t\\r",
-            "\\\\", "\\/", "\\u202e", "\\ufeff", "\\ud800\\ud800"]
+    good = [
+        "\\ud800",
+        "\\udfff",
+        "\\ud800\\u0041",
+        "\\ud83d\\ude00",
+        "\\u0000",
+        "\\n\\t\\r",
+        "\\\\",
+        "\\/",
+        "\\u202e",
+        "\\ufeff",
+        "\\ud800\\ud800",
+    ]
     bad = ["\\x41", "\\u12", "\\ud8", "\\", "\\U0001F600", "\t"]
     escape = rng.choice(good + bad)
     message = rng.choice(valid_messages(rng))
@@ -127,9 +164,26 @@ def escapes(rng: random.Random) -> Mutation:
 
 
 def huge_numbers(rng: random.Random) -> Mutation:
-    literal = rng.choice(["1e309", "-1e309", "1e-400", "NaN", "Infinity", "-Infinity",
-                          "9" * 400, "9" * 5000, "-0", "1.0e+308", "123456789012345678901234567890",
-                          "0x10", "01", "1.", ".5", "+1"])
+    literal = rng.choice(
+        [
+            "1e309",
+            "-1e309",
+            "1e-400",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "9" * 400,
+            "9" * 5000,
+            "-0",
+            "1.0e+308",
+            "123456789012345678901234567890",
+            "0x10",
+            "01",
+            "1.",
+            ".5",
+            "+1",
+        ]
+    )
     message = rng.choice(valid_messages(rng))
     path = rng.choice(list(_paths(message)))
     placeholder = "PLACEHOLDER"
@@ -150,14 +204,37 @@ def binary(rng: random.Random) -> Mutation:
 
 
 def not_an_object(rng: random.Random) -> Mutation:
-    frame = rng.choice(["", " ", "null", "[]", "1", '"session.update"', "true", "[{}]",
-                        '{"type": "nope"}', "{}", '{"type": null}', '{"TYPE": "session.update"}'])
+    frame = rng.choice(
+        [
+            "",
+            " ",
+            "null",
+            "[]",
+            "1",
+            '"session.update"',
+            "true",
+            "[{}]",
+            '{"type": "nope"}',
+            "{}",
+            '{"type": null}',
+            '{"TYPE": "session.update"}',
+        ]
+    )
     return Mutation(frame, f"not a message: {frame!r}", True)
 
 
 KINDS: list[Callable[[random.Random], Mutation]] = [
-    truncated, type_confusion, type_confusion, missing_field, nesting, nesting, escapes,
-    huge_numbers, glued, binary, not_an_object,
+    truncated,
+    type_confusion,
+    type_confusion,
+    missing_field,
+    nesting,
+    nesting,
+    escapes,
+    huge_numbers,
+    glued,
+    binary,
+    not_an_object,
 ]
 
 
