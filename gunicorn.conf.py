@@ -23,12 +23,18 @@ keepalive = 5
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("VOXLINE_LOG_LEVEL", "info")
+# API keys (`?api_key=` in the request line) and credential headers are redacted in every
+# line gunicorn writes; post_worker_init extends that to the app's own log handlers.
+logger_class = "voxline.logredact.RedactingLogger"
 # %(M)s is the request time in milliseconds.
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
 
 
 def post_worker_init(worker):
-    """Drain on SIGTERM instead of closing the listener at once (voxline.server.drain)."""
+    """Redact secrets in the app's log handlers (configured while the app loaded); drain on
+    SIGTERM instead of closing the listener at once (voxline.server.drain)."""
+    from voxline.logredact import install_filter
     from voxline.server.drain import install
 
+    install_filter()
     install(worker, min(drain_delay_s, graceful_timeout / 2))

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cluster_load import StreamClient, closed_loop, percentile  # noqa: E402
-from voxline.cluster import Cluster  # noqa: E402
+from devtools.cluster import Cluster  # noqa: E402
 
 # About 50 ms of audio (speed 4): TTFA is what counts, the rest of the stream is kept short.
 BODY = {"text": "Hi.", "speed": 4, "format": "pcm", "cache": False}

@@ -108,8 +108,8 @@ class ServerProcess:
             try:
                 if requests.get(self.url + "/ready", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or too busy loading to answer within 1 s
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"server not ready in {timeout} s:\n{self.read_log()}")

@@ -247,12 +247,18 @@ class Scheduler:
 
     def _loop(self) -> None:
         while True:
-            task, ordered = self._next_work()
-            if task is not None:
-                REQUEST_ID.set(NO_REQUEST)
-                self._run_task(*task)
-            elif ordered:
-                self._step(ordered)
+            self._turn()
+
+    def _turn(self) -> None:
+        """One turn of the loop. Its own frame on purpose: the jobs it stepped must not stay
+        referenced from the loop while it waits (they hold their requests' encoders; kept alive
+        in this daemon thread at interpreter exit, soxr's nanobind objects were reported leaked)."""
+        task, ordered = self._next_work()
+        if task is not None:
+            REQUEST_ID.set(NO_REQUEST)
+            self._run_task(*task)
+        elif ordered:
+            self._step(ordered)
 
     def _next_work(self) -> tuple[tuple | None, list[Job]]:
         """Wait for work; admit waiting jobs; return a task, or the runnable jobs in deadline

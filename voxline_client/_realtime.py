@@ -1,4 +1,5 @@
-"""What the framework plugins share about the session API: its URL and its messages."""
+"""The session API on the client side, in one place: its URL, handshake headers and messages
+(used by `Session` and the framework plugins)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,16 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
+def update(settings: dict[str, Any]) -> dict[str, Any]:
+    """A `session.update` changing exactly `settings`."""
+    return {"type": "session.update", "session": settings}
+
+
 def session_update(**settings: Any) -> dict[str, Any]:
-    """A `session.update` with the settings that are set (None means the server's default)."""
+    """The plugins' `session.update`: pcm audio and the settings that are set (None means the
+    server's default)."""
     fields = {name: value for name, value in settings.items() if value is not None}
-    return {"type": "session.update", "session": {"format": "pcm", **fields}}
+    return update({"format": "pcm", **fields})
 
 
 def append(context_id: str, text: str) -> dict[str, Any]:
@@ -42,7 +49,13 @@ def cancel(context_id: str) -> dict[str, Any]:
     return {"type": "context.cancel", "context_id": context_id}
 
 
+def error_fields(message: dict[str, Any]) -> tuple[str, str]:
+    """(code, message) of a server `error` message."""
+    error = message.get("error") or {}
+    return error.get("code", "error"), error.get("message", "unknown error")
+
+
 def error_text(message: dict[str, Any]) -> str:
     """`code: message` of a server `error` message."""
-    error = message.get("error") or {}
-    return f"{error.get('code', 'error')}: {error.get('message', 'unknown error')}"
+    code, text = error_fields(message)
+    return f"{code}: {text}"

@@ -147,6 +147,19 @@ def _api_error(message: dict[str, Any]) -> APIStatusError:
     return APIStatusError(f"voxline: {proto.error_text(message)}", status_code=status, body=message)
 
 
+def _start_audio(emitter: tts.AudioEmitter, owner: TTS, *, stream: bool) -> str:
+    """Initialise the emitter for one new context's pcm audio; returns the context id."""
+    context_id = utils.shortuuid()
+    emitter.initialize(
+        request_id=context_id,
+        sample_rate=owner.sample_rate,
+        num_channels=1,
+        mime_type="audio/pcm",
+        stream=stream,
+    )
+    return context_id
+
+
 class _ContextAudio:
     """Reads one context's messages off a session and pushes its audio to an emitter."""
 
@@ -201,13 +214,7 @@ class ChunkedStream(tts.ChunkedStream):
         self._tts: TTS = tts
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
-        context_id = utils.shortuuid()
-        output_emitter.initialize(
-            request_id=context_id,
-            sample_rate=self._tts.sample_rate,
-            num_channels=1,
-            mime_type="audio/pcm",
-        )
+        context_id = _start_audio(output_emitter, self._tts, stream=False)
         async with self._tts._connect(self._conn_options.timeout) as ws:
             audio = _ContextAudio(ws, context_id, output_emitter)
             await ws.send_json(proto.append(context_id, self._input_text))
@@ -228,14 +235,7 @@ class SynthesizeStream(tts.SynthesizeStream):
         self.cancel_ack: dict[str, Any] | None = None
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
-        context_id = utils.shortuuid()
-        output_emitter.initialize(
-            request_id=context_id,
-            sample_rate=self._tts.sample_rate,
-            num_channels=1,
-            mime_type="audio/pcm",
-            stream=True,
-        )
+        context_id = _start_audio(output_emitter, self._tts, stream=True)
         output_emitter.start_segment(segment_id=context_id)
         async with self._tts._connect(self._conn_options.timeout) as ws:
             audio = _ContextAudio(ws, context_id, output_emitter)

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from voxline_client import _realtime as proto
 from voxline_client.client import VoxlineError
 
 DEFAULT_CONTEXT = "default"
@@ -53,12 +54,13 @@ class Session:
     ) -> None:
         from websockets.sync.client import connect
 
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
-        ws_url = url.rstrip("/").replace("http", "ws", 1) + "/v1/audio/speech/stream"
         self.timeout = timeout
         # Entered as a context manager: websockets >= 17.1 warns about direct use otherwise.
         self._ws = connect(
-            ws_url, additional_headers=headers, open_timeout=timeout, close_timeout=5
+            proto.stream_url(url),
+            additional_headers=proto.auth_headers(api_key),
+            open_timeout=timeout,
+            close_timeout=5,
         ).__enter__()
         self._lock = threading.Lock()
         self._contexts: dict[str, _Context] = {}
@@ -68,7 +70,7 @@ class Session:
         created = json.loads(self._ws.recv(timeout))
         if created.get("type") == "error":  # e.g. busy, before a close with 1013
             self._ws.close()
-            raise VoxlineSessionError(created["error"]["code"], created["error"]["message"])
+            raise VoxlineSessionError(*proto.error_fields(created))
         if created.get("type") != "session.created":
             raise VoxlineSessionError("protocol", f"expected session.created, got {created}")
         self.settings: dict[str, Any] = created["session"]
@@ -80,7 +82,7 @@ class Session:
 
     def update(self, **settings: Any) -> dict[str, Any]:
         """Change settings (voice, format, ...); returns the effective ones or raises."""
-        self._send({"type": "session.update", "session": settings})
+        self._send(proto.update(settings))
         reply = self._reply()
         self.settings = reply["session"]
         return self.settings
@@ -88,21 +90,21 @@ class Session:
     def append(self, text: str, context_id: str = DEFAULT_CONTEXT) -> None:
         """Add a text delta (you own the spacing: send " world", not "world")."""
         self._context(context_id)
-        self._send({"type": "input_text.append", "text": text, "context_id": context_id})
+        self._send(proto.append(context_id, text))
 
     def flush(self, context_id: str = DEFAULT_CONTEXT) -> None:
         """Synthesise what is buffered now."""
-        self._send({"type": "input_text.flush", "context_id": context_id})
+        self._send(proto.flush(context_id))
 
     def end(self, context_id: str = DEFAULT_CONTEXT) -> None:
         """No more text for this context: its audio ends with `speech.audio.done`."""
         self._context(context_id)
-        self._send({"type": "input_text.end", "context_id": context_id})
+        self._send(proto.end(context_id))
 
     def cancel(self, context_id: str = DEFAULT_CONTEXT) -> dict[str, Any]:
         """Barge-in: stop the context; returns the ack (`audio_ms`, `segments` heard)."""
         context = self._context(context_id)
-        self._send({"type": "context.cancel", "context_id": context_id})
+        self._send(proto.cancel(context_id))
         if not context.cancelled.wait(self.timeout):
             raise VoxlineSessionError("timeout", "no context.cancelled from the server", context_id)
         assert context.ack is not None
@@ -121,8 +123,7 @@ class Session:
                     "timeout", "no audio from the server in time", context_id
                 ) from None
             if event["type"] == "error":
-                error = event["error"]
-                raise VoxlineSessionError(error["code"], error["message"], context_id)
+                raise VoxlineSessionError(*proto.error_fields(event), context_id)
             yield event
             if event["type"] in _FINAL or event["type"] == "session.closed":
                 self._forget(context_id, context)
@@ -161,7 +162,7 @@ class Session:
         except queue.Empty:
             raise VoxlineSessionError("timeout", "no reply from the server in time") from None
         if reply["type"] == "error":
-            raise VoxlineSessionError(reply["error"]["code"], reply["error"]["message"])
+            raise VoxlineSessionError(*proto.error_fields(reply))
         return reply
 
     def _context(self, context_id: str) -> _Context:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from bench.cluster_load import Outcome, StreamClient, closed_loop, percentile
-from voxline.cluster import Cluster, find_haproxy
+from devtools.cluster import Cluster, find_haproxy
 
 pytestmark = pytest.mark.slow
 

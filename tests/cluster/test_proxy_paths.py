@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from voxline.cluster import Cluster, Proxy, find_haproxy, free_port
+from devtools.cluster import Cluster, Proxy, find_haproxy, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -146,8 +146,47 @@ def test_websocket_upgrade_is_tunnelled_both_ways(proxy_for):
         server.server_close()
 
 
+def test_keys_in_queries_never_reach_the_proxy_or_replica_logs(tmp_path):
+    """`?api_key=` (how browsers authenticate a websocket) is redacted in HAProxy's log line,
+    refused or accepted, over HTTP and on the websocket route; Authorization is never logged."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    accepted, refused = "acceptedKey-51c0ffee", "refusedKey-9dead0a1"
+    env = {"VOXLINE_API_KEYS": accepted, "VOXLINE_CACHE_DIR": str(tmp_path / "cache")}
+    with Cluster(1, "tone", run_dir=tmp_path, env=env) as cluster:
+        ws_url = cluster.url.replace("http", "ws", 1) + "/v1/audio/speech/stream"
+        with pytest.raises(InvalidStatus):
+            with connect(f"{ws_url}?api_key={refused}", open_timeout=10):
+                pass
+        with connect(f"{ws_url}?x=1&api_key={accepted}", open_timeout=10) as ws:
+            assert '"session.created"' in ws.recv(timeout=10)
+        response = requests.get(
+            cluster.url + "/speakers",
+            params={"api_key": refused},
+            headers={"Authorization": f"Bearer {accepted}"},
+            timeout=10,
+        )
+        assert response.status_code == 200
+        requests.get(cluster.url + "/tts_stream", params={"text": "Hi.", "API_KEY": refused},
+                     timeout=10)
+        requests.get(cluster.url + "/health?last=1", timeout=10)
+        deadline = time.monotonic() + 5
+        while "/health?last=1" not in cluster.proxy.log_path.read_text():
+            assert time.monotonic() < deadline, cluster.proxy.log_path.read_text()
+            time.sleep(0.05)
+    proxy_log = cluster.proxy.log_path.read_text()
+    replica_log = (tmp_path / "r1.log").read_text()
+    for secret in (accepted, refused):
+        assert secret not in proxy_log and secret not in replica_log
+    assert '"GET /v1/audio/speech/stream?api_key=REDACTED HTTP/1.1"' in proxy_log, proxy_log
+    assert '"GET /v1/audio/speech/stream?x=1&api_key=REDACTED HTTP/1.1"' in proxy_log
+    assert '"GET /speakers?api_key=REDACTED HTTP/1.1"' in proxy_log
+    assert '"GET /tts_stream?text=Hi.&API_KEY=REDACTED HTTP/1.1"' in proxy_log
+
+
 def test_the_json_error_pages_are_valid_http():
-    from voxline.cluster import HAPROXY_CONFIG
+    from devtools.cluster import HAPROXY_CONFIG
 
     for page in sorted((HAPROXY_CONFIG.parent / "errors").glob("*.http")):
         head, _, body = page.read_bytes().partition(b"\r\n\r\n")
@@ -168,11 +207,11 @@ def test_cluster_command_serves_then_stops_everything_on_sigterm(tmp_path):
     import subprocess
     import sys
 
-    from voxline.cluster import ROOT
+    from devtools.cluster import ROOT
 
     env = {**os.environ, "VOXLINE_CACHE_DIR": str(tmp_path), "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "voxline.cluster", "2", "tone"],
+        [sys.executable, "-m", "devtools.cluster", "2", "tone"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from telephony.testing.asterisk import Asterisk
+from devtools.telephony.asterisk import Asterisk
 
 FAMILY = "voxline-test"
 

@@ -19,8 +19,8 @@ sys.path.insert(0, str(HERE))
 from stub_tts import StubTts  # noqa: E402
 from tap import Tap  # noqa: E402
 
-from telephony.testing.asterisk import Asterisk, prepare_chroot  # noqa: E402
-from telephony.testing.tts_server import TtsServer  # noqa: E402
+from devtools.telephony.asterisk import Asterisk, prepare_chroot  # noqa: E402
+from devtools.telephony.tts_server import TtsServer  # noqa: E402
 
 REQUIRE_ENV = "VOXLINE_REQUIRE_ASTERISK"
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from calls import hostport, start_call
 
+from devtools.telephony.probe import Probe
 from telephony.audiosocket.service import AudioSocketService
-from telephony.testing.probe import Probe
 from telephony.voxagi.config import Settings
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]

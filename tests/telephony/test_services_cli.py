@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from telephony.testing.tts_server import free_port
+from devtools.telephony.tts_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
 """Measure time to first audio on a real Asterisk 22 for the AGI, FastAGI and AudioSocket paths.
 
-Run from the repository root as root: .venv/bin/python -m telephony.testing.measure [--runs 5]
+Run from the repository root as root: .venv/bin/python -m devtools.telephony.measure [--runs 5]
 It starts the Voxline server (Piper engine), Asterisk from the sid chroot and a probe that plays
 the caller, then prints a Markdown table (milliseconds: median, min, max).
 """
@@ -17,11 +17,11 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from devtools.telephony.asterisk import Asterisk, prepare_chroot
+from devtools.telephony.probe import Probe
+from devtools.telephony.tts_server import TtsServer
 from telephony.audiosocket.service import AudioSocketService
 from telephony.fastagi import FastAgiServer
-from telephony.testing.asterisk import Asterisk, prepare_chroot
-from telephony.testing.probe import Probe
-from telephony.testing.tts_server import TtsServer
 from telephony.voxagi.config import Settings
 
 REPO = Path(__file__).resolve().parents[2]

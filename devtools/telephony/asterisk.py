@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 HARNESS = Path(__file__).with_name("asterisk_chroot.sh")
-TELEPHONY = Path(__file__).resolve().parent.parent
+TELEPHONY = Path(__file__).resolve().parents[2] / "telephony"
 MODULE_DIR = "/usr/lib/x86_64-linux-gnu/asterisk/modules"
 
 # Everything the examples and tests use; autoload=no keeps boot well under a second.
