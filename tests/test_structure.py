@@ -189,29 +189,11 @@ LAYERS = [
     # Installs on an Asterisk host in seconds: HTTP to the server only.
     Layer("telephony", ("telephony/**/*.py",), ("torch", "voxline.server")),
 ]
-# Issue 16: layers that import upwards on today's main; the core redesign removes these
-# imports. Remove a name here when its layer is clean (strict xfail: an unexpected pass fails).
-FAILING_TODAY = {"realtime"}
-
-
-@pytest.mark.parametrize(
-    "layer",
-    [
-        pytest.param(
-            layer,
-            id=layer.name,
-            marks=[pytest.mark.xfail(strict=True, reason="issue 16: the core redesign")]
-            if layer.name in FAILING_TODAY
-            else [],
-        )
-        for layer in LAYERS
-    ],
-)
+@pytest.mark.parametrize("layer", LAYERS, ids=[layer.name for layer in LAYERS])
 def test_layer_imports_nothing_from_above(layer):
     assert not layer.violations(), "\n".join(layer.violations())
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: the core redesign removes the cycles")
 def test_no_import_cycle_in_voxline():
     graph = import_graph("voxline")
     found = cycles(graph)

@@ -5,7 +5,6 @@ the session alive after each, and the gunicorn worker never replaced."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
@@ -146,16 +145,14 @@ class Fuzzer:
         self.open()  # the next mutation gets a fresh session
 
 
-def fuzz(url: str, count: int, skip: re.Pattern | None = None) -> tuple[int, list[str]]:
-    """Send `count` mutations (less those whose kind matches `skip`); (sent, failures)."""
+def fuzz(url: str, count: int) -> tuple[int, list[str]]:
+    """Send `count` mutations; (sent, failures)."""
     fuzzer = Fuzzer(url)
     fuzzer.open()
     sent = 0
     started = time.monotonic()
     try:
         for mutation in mutations(SEED, count):
-            if skip is not None and skip.search(mutation.kind):
-                continue
             fuzzer.send(mutation)
             sent += 1
             if sent % CHECK_EVERY == 0:
@@ -180,25 +177,9 @@ def tone_server(spawn_server):
     )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: fixed by the core's decoder")
 def test_mutated_messages_never_break_a_session_or_the_worker(tone_server):
     (worker,) = worker_pids(tone_server.proc.pid)
     sent, failures = fuzz(tone_server.url, COUNT)
     assert worker_pids(tone_server.proc.pid) == {worker}, "the gunicorn worker was replaced"
     assert not failures, "\n".join(failures)
     assert sent == COUNT >= 2000
-
-
-# What breaks sessions on today's main (issue 16): deep nesting (RecursionError), a list or
-# object as `type` (unhashable: a 500 on the upgraded socket, the worker may exit), and an
-# invalid context_id echoed back with a lone surrogate (the reply cannot be encoded).
-BROKEN_TODAY = re.compile(r"nesting| in type$| in context_id$")
-
-
-def test_the_fuzzer_passes_what_today_survives(tone_server):
-    """The harness itself: the kinds that already work are answered and keep the session."""
-    (worker,) = worker_pids(tone_server.proc.pid)
-    sent, failures = fuzz(tone_server.url, 400, skip=BROKEN_TODAY)
-    assert not failures, "\n".join(failures)
-    assert sent >= 200
-    assert worker_pids(tone_server.proc.pid) == {worker}
