@@ -23,6 +23,7 @@ _COMPLETE = ".complete"
 # reads out, and dotted tokens (domains, "e.g.").
 _TRIGGER = re.compile(r"\d|[$€£¥₩₹¢%‰@&#+=/\\:°×÷½¼¾~^<>|*_§]|\w\.\w")
 _EDGE_PUNCT = ",;:!?\"'()[]"
+_MONTHS = frozenset("Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec".split())
 
 
 def grammar_language(language: str) -> str:
@@ -100,6 +101,12 @@ class Grammar:
         if _TRIGGER.search(text):
             return True
         return any(w.strip(_EDGE_PUNCT) in self._whitelist for w in text.split())
+
+    def is_abbreviation(self, word: str) -> bool:
+        """A word ending in "." that the grammar expands ("Mr.", "Dec.") or a single letter."""
+        stripped = word.strip(_EDGE_PUNCT)
+        return stripped in self._whitelist or stripped.rstrip(".") in _MONTHS or (
+            len(stripped) == 2 and stripped[0].isalpha())
 
     def normalize(self, text: str) -> str:
         with self._lock:

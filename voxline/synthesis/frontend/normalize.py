@@ -114,17 +114,27 @@ def normalize_words(words: list[Word], grammar: Grammar | None) -> list[Word]:
         return words
     result: list[Word] = []
     run: list[Word] = []
-    for word in words:
+    for i, word in enumerate(words):
         if word.frozen or word.kind != "word":
             result += _normalize_run(run, grammar)
             result.append(word)
             run = []
             continue
         run.append(word)
-        if word.text.endswith(_SENTENCE_END):
+        following = words[i + 1] if i + 1 < len(words) else None
+        if _ends_sentence(word, following, grammar):
             result += _normalize_run(run, grammar)
             run = []
     return result + _normalize_run(run, grammar)
+
+
+def _ends_sentence(word: Word, following: Word | None, grammar: Grammar) -> bool:
+    """A full stop before a capitalised word, unless it ends an abbreviation ("Dec. 3")."""
+    if not word.text.endswith(_SENTENCE_END) or following is None:
+        return following is None
+    if word.text.endswith(".") and grammar.is_abbreviation(word.text):
+        return False
+    return following.text[:1].isupper()
 
 
 def _normalize_run(run: list[Word], grammar: Grammar) -> list[Word]:
