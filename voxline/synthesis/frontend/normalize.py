@@ -42,9 +42,12 @@ class Normalizers:
         self._worker: threading.Thread | None = None
 
     def status(self) -> dict[str, str]:
-        """Each grammar language: `ready`, `compiling`, `loading`, `unavailable: reason`, `off`."""
+        """Each grammar language, and any other asked for: `ready`, `queued`, `compiling`,
+        `loading`, `unavailable: reason`, or `off` (not prepared)."""
         with self._lock:
-            return {lang: self._status.get(lang, "off") for lang in GRAMMAR_LANGUAGES}
+            return {lang: self._status.get(lang, "off")
+                    for lang in (*GRAMMAR_LANGUAGES, *sorted(set(self._status) - set(
+                        GRAMMAR_LANGUAGES)))}
 
     def get(self, language: str) -> Grammar | None:
         """The ready grammar for a request language, or None (text passes through)."""
