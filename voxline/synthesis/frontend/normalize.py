@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 _SENTENCE_END = (".", "!", "?", "。", "！", "？")
 COMPILE_TIMEOUT_S = 1800
+_FINAL_DOT_MAKES_ORDINALS = ("de",)
+_FINAL_NUMBER = re.compile(r"\d\.$")
 
 
 class Normalizers:
@@ -135,6 +138,8 @@ def _ends_sentence(word: Word, following: Word | None, grammar: Grammar) -> bool
     """A full stop before a capitalised word, unless it ends an abbreviation ("Dec. 3")."""
     if not word.text.endswith(_SENTENCE_END) or following is None:
         return following is None
+    if grammar.language in _FINAL_DOT_MAKES_ORDINALS and _FINAL_NUMBER.search(word.text):
+        return False  # "am 3. Dezember": an ordinal, not the end of a sentence
     if word.text.endswith(".") and grammar.is_abbreviation(word.text):
         return False
     return following.text[:1].isupper()
@@ -146,4 +151,8 @@ def _normalize_run(run: list[Word], grammar: Grammar) -> list[Word]:
     text = " ".join(w.text for w in run)
     if not grammar.needs(text):
         return run
+    if grammar.language in _FINAL_DOT_MAKES_ORDINALS and _FINAL_NUMBER.search(text):
+        # German grammar reads "Seite 1 von 10." as "...zehnte": a number ending the sentence
+        # is a cardinal, so the grammar sees it without the full stop.
+        return align(run, grammar.normalize(text[:-1]) + ".")
     return align(run, grammar.normalize(text))
