@@ -78,7 +78,7 @@ class Grammar:
     """One language's loaded grammars. NeMo's Normalizer keeps per-call state on itself (its
     token parser), so calls are serialised by a lock."""
 
-    def __init__(self, language: str, normalizer, whitelist: frozenset[str]) -> None:
+    def __init__(self, language: str, normalizer, whitelist: dict[str, int]) -> None:
         self.language = language
         self._normalizer = normalizer
         self._whitelist = whitelist
@@ -102,6 +102,10 @@ class Grammar:
             return True
         return any(w.strip(_EDGE_PUNCT) in self._whitelist for w in text.split())
 
+    def reach(self, word: str) -> int:
+        """How many words a whitelist entry starting with `word` spans ("World War II": 3)."""
+        return self._whitelist.get(word.strip(_EDGE_PUNCT), 1)
+
     def is_abbreviation(self, word: str) -> bool:
         """A word ending in "." that the grammar expands ("Mr.", "Dec.") or a single letter."""
         stripped = word.strip(_EDGE_PUNCT)
@@ -114,19 +118,21 @@ class Grammar:
 
 
 @cache
-def whitelist_words(language: str) -> frozenset[str]:
-    """First words of the grammar's whitelist entries ("Mr.", "vs", "World" of "World War II")."""
+def whitelist_words(language: str) -> dict[str, int]:
+    """First words of the grammar's whitelist entries ("Mr.", "vs", "World" of "World War II"),
+    each with the most words an entry starting with it has."""
     data = files("nemo_text_processing") / "text_normalization" / language / "data"
     folder = Path(str(data))
     if language == "en":
         paths = [folder / "whitelist" / "tts.tsv", folder / "whitelist" / "symbol.tsv"]
     else:
         paths = [folder / "whitelist.tsv", *sorted((folder / "whitelist").glob("*.tsv"))]
-    words: set[str] = set()
+    words: dict[str, int] = {}
     for path in paths:
         if path.is_file() and not path.name.startswith(("asr", "ipa")):
             with path.open(encoding="utf-8") as handle:
                 for row in csv.reader(handle, delimiter="\t"):
-                    if row and row[0].split():
-                        words.add(row[0].split()[0])
-    return frozenset(words)
+                    parts = row[0].split() if row else []
+                    if parts:
+                        words[parts[0]] = max(words.get(parts[0], 1), len(parts))
+    return words

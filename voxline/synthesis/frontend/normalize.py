@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 _SENTENCE_END = (".", "!", "?", "。", "！", "？")
 COMPILE_TIMEOUT_S = 1800
 _FINAL_DOT_MAKES_ORDINALS = ("de",)
+CONTEXT_WORDS = 1
 _FINAL_NUMBER = re.compile(r"\d\.$")
 
 
@@ -146,13 +147,39 @@ def _ends_sentence(word: Word, following: Word | None, grammar: Grammar) -> bool
 
 
 def _normalize_run(run: list[Word], grammar: Grammar) -> list[Word]:
+    """The grammar over windows of the run around the words it could change: its cost grows
+    with the length of what it reads, and plain words between need nothing."""
     if not run:
         return []
-    text = " ".join(w.text for w in run)
-    if not grammar.needs(text):
-        return run
-    if grammar.language in _FINAL_DOT_MAKES_ORDINALS and _FINAL_NUMBER.search(text):
+    result: list[Word] = []
+    position = 0
+    for start, end in _windows(run, grammar):
+        result += run[position:start]
+        result += _normalize_window(run[start:end], grammar, final=end == len(run))
+        position = end
+    return result + run[position:]
+
+
+def _windows(run: list[Word], grammar: Grammar) -> list[tuple[int, int]]:
+    """[start, end) ranges holding each word the grammar could change with CONTEXT_WORDS of
+    context either side ("on Dec. 3", "10 am", "$3.5 million"); overlapping ranges merge."""
+    windows: list[tuple[int, int]] = []
+    for i, word in enumerate(run):
+        if not grammar.needs(word.text):
+            continue
+        after = max(CONTEXT_WORDS, grammar.reach(word.text) - 1)
+        start, end = max(0, i - CONTEXT_WORDS), min(len(run), i + after + 1)
+        if windows and start <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], end)
+        else:
+            windows.append((start, end))
+    return windows
+
+
+def _normalize_window(words: list[Word], grammar: Grammar, final: bool) -> list[Word]:
+    text = " ".join(w.text for w in words)
+    if final and grammar.language in _FINAL_DOT_MAKES_ORDINALS and _FINAL_NUMBER.search(text):
         # German grammar reads "Seite 1 von 10." as "...zehnte": a number ending the sentence
         # is a cardinal, so the grammar sees it without the full stop.
-        return align(run, grammar.normalize(text[:-1]) + ".")
-    return align(run, grammar.normalize(text))
+        return align(words, grammar.normalize(text[:-1]) + ".")
+    return align(words, grammar.normalize(text))
