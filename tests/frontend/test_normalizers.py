@@ -70,3 +70,13 @@ def test_many_threads_get_the_same_answers_as_one(front_end):
         for _ in range(3):
             got = list(pool.map(lambda t: front_end.process(t, language="en").text, texts))
             assert got == expected
+
+
+def test_a_grammar_that_fails_to_compile_is_unavailable_and_leaves_nothing(tmp_path):
+    """Russian has no deterministic grammar in NeMo 1.2.0: the child compile fails fast."""
+    normalizers = Normalizers(tmp_path)
+    normalizers.prepare(["ru"], background=True)
+    normalizers.wait(120)
+    assert normalizers.status()["ru"].startswith("unavailable: grammar compile failed")
+    assert normalizers.get("ru") is None
+    assert list(cache_root(tmp_path).iterdir()) == []  # no half-written grammar folder

@@ -106,7 +106,7 @@ class Normalizers:
 
 def _compile_in_child(cache_dir: Path, language: str) -> None:
     command = [sys.executable, "-m", "voxline.synthesis.frontend.prepare",
-               "--languages", language, "--cache-dir", str(cache_dir)]
+               "--languages", language, "--cache-dir", str(cache_dir), "--nice", "10"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if done.returncode != 0:
