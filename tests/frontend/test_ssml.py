@@ -199,8 +199,10 @@ def test_bad_attributes_are_invalid_ssml_with_a_position(front_end, document):
     assert caught.code == "invalid_ssml" and caught.param == "text"
 
 
-def test_a_break_alone_has_nothing_to_speak(front_end):
+def test_punctuation_alone_has_nothing_to_speak_but_a_break_is_silence(front_end):
     from voxline.synthesis.errors import NoSpeakableText
 
     with pytest.raises(NoSpeakableText):
-        ssml(front_end, '<speak><break time="1s"/></speak>')
+        ssml(front_end, "<speak>...!? <s>--</s></speak>")
+    spoken = ssml(front_end, '<speak>. <break time="1s"/> !</speak>')
+    assert [(p.kind, p.break_ms) for p in spoken.pieces] == [("break", 1000)]
