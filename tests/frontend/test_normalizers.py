@@ -80,3 +80,19 @@ def test_a_grammar_that_fails_to_compile_is_unavailable_and_leaves_nothing(tmp_p
     assert normalizers.status()["ru"].startswith("unavailable: grammar compile failed")
     assert normalizers.get("ru") is None
     assert list(cache_root(tmp_path).iterdir()) == []  # no half-written grammar folder
+
+
+def test_nemo_keeps_quiet(front_end, caplog):
+    with caplog.at_level("DEBUG"):
+        front_end.process("I paid $5 on 12/03/2026.", language="en")
+    assert not [r for r in caplog.records if r.name == "NeMo-text-processing"]
+
+
+def test_unknown_text_type_is_invalid(front_end):
+    import pytest
+
+    from voxline.synthesis.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest) as caught:
+        front_end.process("hi", language="en", text_type="markdown")
+    assert caught.value.code == "invalid_text_type"

@@ -32,6 +32,7 @@ _SENTENCE_END = (".", "!", "?", "。", "！", "？")
 COMPILE_TIMEOUT_S = 1800
 _FINAL_DOT_MAKES_ORDINALS = ("de",)
 CONTEXT_WORDS = 1
+_BARE_NUMBER = re.compile(r"^[\d.,]+\W*$")
 _FINAL_NUMBER = re.compile(r"\d\.$")
 
 
@@ -161,14 +162,16 @@ def _normalize_run(run: list[Word], grammar: Grammar) -> list[Word]:
 
 
 def _windows(run: list[Word], grammar: Grammar) -> list[tuple[int, int]]:
-    """[start, end) ranges holding each word the grammar could change with CONTEXT_WORDS of
-    context either side ("on Dec. 3", "10 am", "$3.5 million"); overlapping ranges merge."""
+    """[start, end) ranges holding each word the grammar could change with a word of context
+    after ("10 am", "$3.5 million", "5 km") and, for bare numbers, before ("Dec. 3"), or a
+    whole whitelist entry ("World War II"); overlapping ranges merge."""
     windows: list[tuple[int, int]] = []
     for i, word in enumerate(run):
         if not grammar.needs(word.text):
             continue
+        before = CONTEXT_WORDS if _BARE_NUMBER.match(word.text) else 0
         after = max(CONTEXT_WORDS, grammar.reach(word.text) - 1)
-        start, end = max(0, i - CONTEXT_WORDS), min(len(run), i + after + 1)
+        start, end = max(0, i - before), min(len(run), i + after + 1)
         if windows and start <= windows[-1][1]:
             windows[-1] = (windows[-1][0], end)
         else:
