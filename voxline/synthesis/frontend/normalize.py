@@ -108,16 +108,17 @@ class Normalizers:
 def _compile_in_child(cache_dir: Path, language: str) -> None:
     command = [sys.executable, "-m", "voxline.synthesis.frontend.prepare",
                "--languages", language, "--cache-dir", str(cache_dir), "--nice", "10"]
+    root = Path(__file__).resolve().parents[3]  # where `voxline` imports from
     done = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                          cwd=root, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"grammar compile failed: {tail[0]}")
 
 
 def normalize_words(words: list[Word], grammar: Grammar | None) -> list[Word]:
-    """Words with each sentence that needs it run through the grammar; frozen words (aliases,
-    spelled codes, phonemes) are kept as they are, and split the text the grammar sees."""
+    """Words with the grammar run, sentence by sentence, over what it could change; frozen
+    words (aliases, spelled codes, phonemes) are kept as they are and split what it sees."""
     if grammar is None:
         return words
     result: list[Word] = []
