@@ -63,10 +63,11 @@ class FrontEnd:
             else:
                 words = _segment_words(segment, code, rules, normalize)
                 builder.add_words(normalize_words(words, grammar), segment.rate)
-        spoken = Spoken(builder.finish())
-        if not any(p.kind == "phonemes" or _SPEAKABLE.search(p.text) for p in spoken.pieces):
+        # Punctuation alone is not spoken; an SSML break alone is (as silence).
+        pieces = tuple(p for p in builder.finish() if p.kind != "text" or _SPEAKABLE.search(p.text))
+        if not pieces:
             raise NoSpeakableText()
-        return spoken
+        return Spoken(pieces)
 
 
 def _segment_words(segment: Segment, language: str, rules: tuple[Rule, ...],

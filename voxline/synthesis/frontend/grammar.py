@@ -17,12 +17,19 @@ logger = logging.getLogger(__name__)
 
 # XTTS languages NeMo 1.2.0 has text-normalisation grammars for (pl, tr, nl, cs: none).
 GRAMMAR_LANGUAGES = ("en", "es", "fr", "de", "it", "pt", "ru", "hu", "ar", "hi", "zh", "ja", "ko")
+# Prepared by a server by default: English first (required; compiled at setup, loaded before
+# serving), then the languages whose grammars (with rules.py) were checked by table tests.
+# pt's grammar raises on common inputs ("Em 1995."), ru has no deterministic grammar, and
+# hu ar hi zh ja ko are not checked here: prepare them explicitly.
+STARTUP_LANGUAGES = ("en",)
+DEFAULT_LANGUAGES = ("en", "es", "fr", "de", "it")
 _NEMO_LOGGER = "NeMo-text-processing"
 _COMPLETE = ".complete"
 # What makes a sentence worth the grammar besides its whitelist words: digits, symbols it
 # reads out, and dotted tokens (domains, "e.g.").
 _TRIGGER = re.compile(r"\d|[$€£¥₩₹¢%‰@&#+=/\\:°×÷½¼¾~^<>|*_§]|\w\.\w")
 _EDGE_PUNCT = ",;:!?\"'()[]"
+_MONTHS = frozenset("Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec".split())
 
 
 def grammar_language(language: str) -> str:
@@ -77,7 +84,7 @@ class Grammar:
     """One language's loaded grammars. NeMo's Normalizer keeps per-call state on itself (its
     token parser), so calls are serialised by a lock."""
 
-    def __init__(self, language: str, normalizer, whitelist: frozenset[str]) -> None:
+    def __init__(self, language: str, normalizer, whitelist: dict[str, int]) -> None:
         self.language = language
         self._normalizer = normalizer
         self._whitelist = whitelist
@@ -98,9 +105,26 @@ class Grammar:
             return True
         return any(w.strip(_EDGE_PUNCT) in self._whitelist for w in text.split())
 
+    def reach(self, word: str) -> int:
+        """How many words a whitelist entry starting with `word` spans ("World War II": 3)."""
+        return self._whitelist.get(word.strip(_EDGE_PUNCT), 1)
+
+    def is_abbreviation(self, word: str) -> bool:
+        """A word ending in "." that the grammar expands ("Mr.", "Dec.") or a single letter."""
+        stripped = word.strip(_EDGE_PUNCT)
+        return stripped in self._whitelist or stripped.rstrip(".") in _MONTHS or (
+            len(stripped) == 2 and stripped[0].isalpha())
+
     def normalize(self, text: str) -> str:
+        """`text` in spoken form; as written where the grammar cannot tag it (some grammars
+        raise on inputs they do not cover: the engine's own front end reads those)."""
         with self._lock:
-            return self._normalizer.normalize(text, punct_post_process=True)
+            try:
+                return self._normalizer.normalize(text, punct_post_process=True)
+            except Exception as exc:  # pynini's FstOpError and friends: never fail a request
+                logger.warning("%s grammar could not normalise %r: %s", self.language, text,
+                               exc)
+                return text
 
 
 @cache
@@ -115,19 +139,21 @@ def _loaded(folder: str, language: str) -> Grammar:
 
 
 @cache
-def whitelist_words(language: str) -> frozenset[str]:
-    """First words of the grammar's whitelist entries ("Mr.", "vs", "World" of "World War II")."""
+def whitelist_words(language: str) -> dict[str, int]:
+    """First words of the grammar's whitelist entries ("Mr.", "vs", "World" of "World War II"),
+    each with the most words an entry starting with it has."""
     data = files("nemo_text_processing") / "text_normalization" / language / "data"
     folder = Path(str(data))
     if language == "en":
         paths = [folder / "whitelist" / "tts.tsv", folder / "whitelist" / "symbol.tsv"]
     else:
         paths = [folder / "whitelist.tsv", *sorted((folder / "whitelist").glob("*.tsv"))]
-    words: set[str] = set()
+    words: dict[str, int] = {}
     for path in paths:
         if path.is_file() and not path.name.startswith(("asr", "ipa")):
             with path.open(encoding="utf-8") as handle:
                 for row in csv.reader(handle, delimiter="\t"):
-                    if row and row[0].split():
-                        words.add(row[0].split()[0])
-    return frozenset(words)
+                    parts = row[0].split() if row else []
+                    if parts:
+                        words[parts[0]] = max(words.get(parts[0], 1), len(parts))
+    return words

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
+from xml.parsers import expat
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
@@ -65,8 +66,8 @@ def parse_lexicon(name: str, document: bytes, max_bytes: int, max_lexemes: int) 
         root = fromstring(document, forbid_dtd=True)
     except ParseError as exc:
         line, column = exc.position
-        raise _bad(f"malformed lexicon: {exc.msg if hasattr(exc, 'msg') else exc} "
-                   f"(line {line}, column {column + 1})") from exc
+        reason = expat.ErrorString(exc.code) if exc.code else str(exc)
+        raise _bad(f"malformed lexicon: {reason} (line {line}, column {column + 1})") from exc
     except DefusedXmlException as exc:
         raise _bad("DTDs, entities and external references are not allowed") from exc
     if root.tag != f"{{{PLS_NS}}}lexicon":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -29,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 _SENTENCE_END = (".", "!", "?", "。", "！", "？")
 COMPILE_TIMEOUT_S = 1800
+_FINAL_DOT_MAKES_ORDINALS = ("de",)
+CONTEXT_WORDS = 1
+_BARE_NUMBER = re.compile(r"^[\d.,]+\W*$")
+_FINAL_NUMBER = re.compile(r"\d\.$")
 
 
 class Normalizers:
@@ -42,9 +47,12 @@ class Normalizers:
         self._worker: threading.Thread | None = None
 
     def status(self) -> dict[str, str]:
-        """Each grammar language: `ready`, `compiling`, `loading`, `unavailable: reason`, `off`."""
+        """Each grammar language, and any other asked for: `ready`, `queued`, `compiling`,
+        `loading`, `unavailable: reason`, or `off` (not prepared)."""
         with self._lock:
-            return {lang: self._status.get(lang, "off") for lang in GRAMMAR_LANGUAGES}
+            return {lang: self._status.get(lang, "off")
+                    for lang in (*GRAMMAR_LANGUAGES, *sorted(set(self._status) - set(
+                        GRAMMAR_LANGUAGES)))}
 
     def get(self, language: str) -> Grammar | None:
         """The ready grammar for a request language, or None (text passes through)."""
@@ -99,38 +107,83 @@ class Normalizers:
 
 def _compile_in_child(cache_dir: Path, language: str) -> None:
     command = [sys.executable, "-m", "voxline.synthesis.frontend.prepare",
-               "--languages", language, "--cache-dir", str(cache_dir)]
+               "--languages", language, "--cache-dir", str(cache_dir), "--nice", "10"]
+    root = Path(__file__).resolve().parents[3]  # where `voxline` imports from
     done = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                          cwd=root, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"grammar compile failed: {tail[0]}")
 
 
 def normalize_words(words: list[Word], grammar: Grammar | None) -> list[Word]:
-    """Words with each sentence that needs it run through the grammar; frozen words (aliases,
-    spelled codes, phonemes) are kept as they are, and split the text the grammar sees."""
+    """Words with the grammar run, sentence by sentence, over what it could change; frozen
+    words (aliases, spelled codes, phonemes) are kept as they are and split what it sees."""
     if grammar is None:
         return words
     result: list[Word] = []
     run: list[Word] = []
-    for word in words:
+    for i, word in enumerate(words):
         if word.frozen or word.kind != "word":
             result += _normalize_run(run, grammar)
             result.append(word)
             run = []
             continue
         run.append(word)
-        if word.text.endswith(_SENTENCE_END):
+        following = words[i + 1] if i + 1 < len(words) else None
+        if _ends_sentence(word, following, grammar):
             result += _normalize_run(run, grammar)
             run = []
     return result + _normalize_run(run, grammar)
 
 
+def _ends_sentence(word: Word, following: Word | None, grammar: Grammar) -> bool:
+    """A full stop before a capitalised word, unless it ends an abbreviation ("Dec. 3")."""
+    if not word.text.endswith(_SENTENCE_END) or following is None:
+        return following is None
+    if grammar.language in _FINAL_DOT_MAKES_ORDINALS and _FINAL_NUMBER.search(word.text):
+        return False  # "am 3. Dezember": an ordinal, not the end of a sentence
+    if word.text.endswith(".") and grammar.is_abbreviation(word.text):
+        return False
+    return following.text[:1].isupper()
+
+
 def _normalize_run(run: list[Word], grammar: Grammar) -> list[Word]:
+    """The grammar over windows of the run around the words it could change: its cost grows
+    with the length of what it reads, and plain words between need nothing."""
     if not run:
         return []
-    text = " ".join(w.text for w in run)
-    if not grammar.needs(text):
-        return run
-    return align(run, grammar.normalize(text))
+    result: list[Word] = []
+    position = 0
+    for start, end in _windows(run, grammar):
+        result += run[position:start]
+        result += _normalize_window(run[start:end], grammar, final=end == len(run))
+        position = end
+    return result + run[position:]
+
+
+def _windows(run: list[Word], grammar: Grammar) -> list[tuple[int, int]]:
+    """[start, end) ranges holding each word the grammar could change with a word of context
+    after ("10 am", "$3.5 million", "5 km") and, for bare numbers, before ("Dec. 3"), or a
+    whole whitelist entry ("World War II"); overlapping ranges merge."""
+    windows: list[tuple[int, int]] = []
+    for i, word in enumerate(run):
+        if not grammar.needs(word.text):
+            continue
+        before = CONTEXT_WORDS if _BARE_NUMBER.match(word.text) else 0
+        after = max(CONTEXT_WORDS, grammar.reach(word.text) - 1)
+        start, end = max(0, i - before), min(len(run), i + after + 1)
+        if windows and start <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], end)
+        else:
+            windows.append((start, end))
+    return windows
+
+
+def _normalize_window(words: list[Word], grammar: Grammar, final: bool) -> list[Word]:
+    text = " ".join(w.text for w in words)
+    if final and grammar.language in _FINAL_DOT_MAKES_ORDINALS and _FINAL_NUMBER.search(text):
+        # German grammar reads "Seite 1 von 10." as "...zehnte": a number ending the sentence
+        # is a cardinal, so the grammar sees it without the full stop.
+        return align(words, grammar.normalize(text[:-1]) + ".")
+    return align(words, grammar.normalize(text))

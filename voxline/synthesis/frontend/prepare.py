@@ -8,11 +8,13 @@ Already compiled languages are skipped; prints one line per language with its ti
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 from voxline.synthesis.frontend.grammar import (
+    DEFAULT_LANGUAGES,
     GRAMMAR_LANGUAGES,
     compile_grammar,
     grammar_language,
@@ -23,10 +25,17 @@ from voxline.synthesis.frontend.grammar import (
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--languages", default="en",
-                        help=f"comma-separated, or 'all' ({','.join(GRAMMAR_LANGUAGES)})")
+                        help=f"comma-separated, 'default' ({','.join(DEFAULT_LANGUAGES)}) "
+                             f"or 'all' ({','.join(GRAMMAR_LANGUAGES)})")
     parser.add_argument("--cache-dir", type=Path, required=True)
+    parser.add_argument("--nice", type=int, default=0,
+                        help="lower this process's CPU priority (a server compiling in the "
+                             "background passes 10)")
     args = parser.parse_args(argv)
-    languages = GRAMMAR_LANGUAGES if args.languages == "all" else [
+    if args.nice:
+        os.nice(args.nice)
+    languages = GRAMMAR_LANGUAGES if args.languages == "all" else DEFAULT_LANGUAGES if (
+        args.languages == "default") else [
         grammar_language(x) for x in args.languages.split(",") if x.strip()]
     failed = 0
     for language in languages:

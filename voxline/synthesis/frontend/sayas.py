@@ -27,6 +27,8 @@ def say_as(source: SourceText, interpret_as: str, date_format: str | None,
         return frozen(spelling.digit_words(text, language), start, end)
     if interpret_as == "telephone" and spelling.can_spell(language):
         return frozen(spelling.telephone(text, language), start, end)
+    if interpret_as in ("cardinal", "number") and language == "en":
+        return [Word(_cardinal_en(text), start, end)]
     if interpret_as == "ordinal":
         return [Word(_ordinal(text, language), start, end)]
     if interpret_as == "date":
@@ -43,6 +45,12 @@ def _spelled(source: SourceText, lead: int, language: str) -> list[Word]:
         said = spelling.spell(char, language) if spelling.can_spell(language) else [char]
         words += frozen(said, *source.span(i, i + 1))
     return words
+
+
+def _cardinal_en(text: str) -> str:
+    """Thousands separators, so the grammar cannot read "2048" as a year."""
+    digits = text.replace(",", "")
+    return f"{int(digits):,}" if digits.isdecimal() and digits.isascii() else text
 
 
 def _ordinal(text: str, language: str) -> str:

@@ -286,3 +286,56 @@ def _rate(node: _Node, outer: float | None) -> float | None:
     if not 0.25 <= rate <= 4.0:
         raise _invalid("prosody rate must be between 25% and 400%", node.position)
     return rate
+
+
+# Streamed SSML (realtime sessions) ---------------------------------------------------------
+
+_STREAM_TAG = re.compile(
+    r"<!--.*?-->|<\?.*?\?>|<(/?)([A-Za-z_][\w:.-]*)((?:\"[^\"]*\"|'[^']*'|[^'\"<>])*?)(/?)>",
+    re.S)
+
+
+def ssml_safe_cut(buffer: str) -> int | None:
+    """The longest prefix of a streamed SSML buffer that ends between whole elements: right
+    after a closing tag back at the top level of <speak> (or </speak> itself), or right after
+    a top-level <break/>. None while there is no such place yet.
+
+    A session appends each delta to its buffer and, when this returns a cut, speaks
+    `split_ssml_stream`'s complete document and keeps the rest: a segment never ends inside
+    an element, and a break is a natural place to start speaking. A segment holding only
+    punctuation (the "." after an element) raises NoSpeakableText: skip it. At the end of
+    input, the session speaks whatever is left (closing it with </speak> if need be).
+    """
+    depth, cut = 0, None
+    for match in _STREAM_TAG.finditer(buffer):
+        closing, name, _, empty = match.groups()
+        if name is None:
+            continue  # a comment or processing instruction
+        if closing:
+            depth -= 1
+            if depth <= 1:
+                cut = match.end()
+        elif empty:
+            if depth == 1 and name.rpartition(":")[2] == "break":
+                cut = match.end()
+        else:
+            depth += 1
+    return cut
+
+
+def split_ssml_stream(buffer: str) -> tuple[str, str] | None:
+    """(a complete document to speak now, the buffer to keep) at `ssml_safe_cut`, or None.
+
+    The document is the buffer up to the cut, closed with </speak>; the kept buffer reopens
+    with the same <speak ...> tag (its namespace and xml:lang carry over). Span offsets of the
+    kept part's document are shifted by `len(buffer) - len(kept)` relative to the stream.
+    """
+    opening = next((m for m in _STREAM_TAG.finditer(buffer)
+                    if m.group(2) and m.group(2).rpartition(":")[2] == "speak"), None)
+    cut = ssml_safe_cut(buffer)
+    if opening is None or opening.group(1) or cut is None or cut <= opening.end():
+        return None
+    head = buffer[:cut]
+    if buffer[:cut].rstrip().endswith("</speak>") or "</speak>" in head[opening.end():]:
+        return head, buffer[cut:]
+    return head + "</speak>", opening.group() + buffer[cut:]

@@ -1,0 +1,121 @@
+"""Normalisation in the other languages prepared by default (docs/frontend.md says which get
+what): at least 15 cases each, asserting the spoken text."""
+
+from __future__ import annotations
+
+import pytest
+
+CASES = {
+    "es": [
+        ("Cuesta 5 euros.", "Cuesta cinco euros."),
+        ("Pagué 1.249,50 € hoy.", "Pagué mil doscientos cuarenta y nueve euros con cincuenta hoy."),
+        ("Son 30 €.", "Son treinta euros."),
+        ("El 45 % más.", "El cuarenta y cinco por ciento más."),
+        ("Tengo 3 gatos.", "Tengo tres gatos."),
+        ("Llegó el 3 de diciembre de 2026.", "Llegó el tres de diciembre de dos mil veintiséis."),
+        ("Nos vemos el 12/03/2026.", "Nos vemos el doce de marzo de dos mil veintiséis."),
+        ("Son las 3:30.", "Son las tres y media."),
+        ("A las 10:15 de la mañana.", "A las diez y cuarto de la mañana."),
+        ("Es el 1.º de mayo.", "Es el primero de mayo."),
+        ("Vive en el 2.º piso.", "Vive en el segundo piso."),
+        ("Pesa 2,5 kg.", "Pesa dos coma cinco kilogramos."),
+        ("Corre 5 km.", "Corre cinco kilómetros."),
+        ("Llame al 555-0142.", "Llame al cinco cinco cinco, cero uno cuatro dos."),
+        ("Llame al +34 612 345 678.",
+         "Llame al más tres cuatro, seis uno dos, tres cuatro cinco, seis siete ocho."),
+        ("El código es K7-42B.", "El código es K siete, cuatro dos B."),
+        ("Hace -5 °C.", "Hace menos cinco grados centígrados."),
+        ("Tengo 1.000.000 de razones.", "Tengo un millón de razones."),
+        ("El Sr. García llegó.", "El señor García llegó."),
+        ("Hola, ¿cómo estás?", "Hola, ¿cómo estás?"),
+        ("El año 1995.", "El año mil novecientos noventa y cinco."),
+        ("Mide 1,75 m.", "Mide uno coma setenta y cinco metros."),
+    ],
+    "fr": [
+        ("Ça coûte 5 euros.", "Ça coûte cinq euros."),
+        ("J'ai payé 1 249,50 € aujourd'hui.",
+         "J'ai payé mille deux cent quarante-neuf euros cinquante aujourd'hui."),
+        ("C'est 30 €.", "C'est trente euros."),
+        ("Environ 45 % de plus.", "Environ quarante-cinq pour cent de plus."),
+        ("J'ai 3 chats.", "J'ai trois chats."),
+        ("Le 3 décembre 2026.", "Le trois décembre deux mille vingt-six."),
+        ("Rendez-vous le 12/03/2026.", "Rendez-vous le douze mars deux mille vingt-six."),
+        ("Il est 15 h 30.", "Il est quinze heures trente."),
+        ("À 10:15.", "À dix heures quinze."),
+        ("Le 1er mai.", "Le premier mai."),
+        ("Au 2e étage.", "Au deuxième étage."),
+        ("Il pèse 2,5 kg.", "Il pèse deux virgule cinq kilogrammes."),
+        ("Courez 5 km.", "Courez cinq kilomètres."),
+        ("Appelez le 555-0142.", "Appelez le cinq cinq cinq, zéro un quatre deux."),
+        ("Appelez le +33 6 12 34 56 78.",
+         "Appelez le plus trois trois, six, un deux, trois quatre, cinq six, sept huit."),
+        ("Le code est K7-42B.", "Le code est K sept, quatre deux B."),
+        ("Il fait -5 °C.", "Il fait moins cinq degrés Celsius."),
+        ("M. Dupont est là.", "Monsieur Dupont est là."),
+        ("Bonjour, comment ça va ?", "Bonjour, comment ça va ?"),
+        ("Page 1 sur 10.", "Page un sur dix."),
+        ("En 1995.", "En mille neuf cent quatre-vingt-quinze."),
+        ("Il mesure 1,75 m.", "Il mesure un virgule soixante-quinze mètres."),
+    ],
+    "de": [
+        ("Das kostet 5 Euro.", "Das kostet fünf Euro."),
+        ("Ich habe 1.249,50 € bezahlt.",
+         "Ich habe ein tausend zwei hundert neun und vierzig Euro fünfzig bezahlt."),
+        ("Das sind 30 €.", "Das sind dreißig Euro."),
+        ("Etwa 45 % mehr.", "Etwa fünf und vierzig prozent mehr."),
+        ("Ich habe 3 Katzen.", "Ich habe drei Katzen."),
+        ("Am 3. Dezember 2026.", "Am dritter dezember zwei tausend sechs und zwanzig."),
+        ("Termin am 03.12.2026.", "Termin am dritter dezember zwei tausend sechs und zwanzig."),
+        ("Es ist 15:30 Uhr.", "Es ist fünfzehn uhr dreißig."),
+        ("Um 10:15 Uhr.", "Um zehn uhr fünfzehn."),
+        ("Der 1. Mai.", "Der erster mai"),
+        ("Im 2. Stock.", "Im zweite Stock."),
+        ("Es wiegt 2,5 kg.", "Es wiegt zwei komma fünf kilogramm."),
+        ("Laufen Sie 5 km.", "Laufen Sie fünf kilometer."),
+        ("Rufen Sie 555-0142 an.", "Rufen Sie fünf fünf fünf, null eins vier zwei an."),
+        ("Rufen Sie +49 30 1234 5678 an.",
+         "Rufen Sie plus vier neun, drei null, eins zwei drei vier, fünf sechs sieben acht an."),
+        ("Der Code ist K7-42B.", "Der Code ist K sieben, vier zwei B."),
+        ("Es sind -5 °C.", "Es sind minus fünf grad celsius."),
+        ("Hallo, wie geht es dir?", "Hallo, wie geht es dir?"),
+        ("Seite 1 von 10.", "Seite eins von zehn."),
+        ("Im Jahr 1995.", "Im Jahr ein tausend neun hundert fünf und neunzig."),
+        ("Er ist 1,75 m groß.", "Er ist eins komma sieben fünf meter groß."),
+        ("z.B. Äpfel und Birnen.", "zum beispiel Äpfel und Birnen."),
+    ],
+    "it": [
+        ("Costa 5 euro.", "Costa cinque euro."),
+        ("Ho pagato 1.249,50 € oggi.",
+         "Ho pagato mille duecento quarantanove euro e cinquanta oggi."),
+        ("Sono 30 €.", "Sono trenta euro."),
+        ("Circa il 45% in più.", "Circa il quarantacinque percento in più."),
+        ("Ho 3 gatti.", "Ho tre gatti."),
+        ("Il 3 dicembre 2026.", "Il tre dicembre duemila ventisei."),
+        ("Appuntamento il 12/03/2026.", "Appuntamento il dodici marzo duemila ventisei."),
+        ("Sono le 15:30.", "Sono le quindici e mezza."),
+        ("Alle 10:15.", "Alle dieci e un quarto."),
+        ("Pesa 2,5 kg.", "Pesa due virgola cinque chilogrammi."),
+        ("Corri 5 km.", "Corri cinque chilometri."),
+        ("Chiama il 555-0142.", "Chiama il cinque cinque cinque, zero uno quattro due."),
+        ("Chiama il +39 06 1234 5678.",
+         "Chiama il più tre nove, zero sei, uno due tre quattro, cinque sei sette otto."),
+        ("Il codice è K7-42B.", "Il codice è K sette, quattro due B."),
+        ("Ci sono -5 °C.", "Ci sono meno cinque gradi centigradi."),
+        ("Ciao, come stai?", "Ciao, come stai?"),
+        ("Pagina 1 di 10.", "Pagina uno di dieci."),
+        ("Nel 1995.", "Nel mille novecento novantacinque."),
+        ("È alto 1,75 m.", "È alto uno virgola settantacinque metri."),
+    ],
+}
+
+
+@pytest.mark.parametrize("language", sorted(CASES))
+def test_enough_cases(language):
+    assert len(CASES[language]) >= 15
+
+
+@pytest.mark.parametrize(("language", "text", "spoken"),
+                         [(lang, t, s) for lang, rows in CASES.items() for t, s in rows],
+                         ids=[f"{lang}:{t}" for lang, rows in CASES.items() for t, _ in rows])
+def test_language(make_front_end, language, text, spoken):
+    assert make_front_end(language).process(text, language=language).text == spoken
