@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from voxline.realtime.buffering import next_cut
 from voxline.realtime.synth import SessionError, SessionSettings, Synthesis, session_error
+from voxline.synthesis.frontend.ssml import split_ssml_stream, ssml_safe_cut
 from voxline.synthesis.render import Source
 from voxline.tape import Part
 
@@ -86,6 +87,7 @@ class Context:
         self._input = ""  # every character the client sent to this context
         self._buffer = ""
         self._cut_chars = 0  # characters of _input already cut into segments
+        self._reopened = 0  # SSML: the <speak> tag a kept buffer was reopened with
         self._flush = False
         self._started = False
         self._last_text = time.monotonic()
@@ -184,6 +186,9 @@ class Context:
         return None
 
     def _cut_due(self) -> None:
+        if self.settings.text_type == "ssml":
+            self._cut_ssml()
+            return
         idle_ms = (time.monotonic() - self._last_text) * 1000
         while cut := next_cut(
             self._buffer,
@@ -200,6 +205,30 @@ class Context:
             self._cut_chars += cut.end
             self._pending.append((raw.strip(), offset))
             self._started = True
+        self._flush = False
+
+    def _cut_ssml(self) -> None:
+        """SSML arrives in deltas: cut at a top-level break or sentence (`split_ssml_stream`;
+        on flush, between any whole elements), never inside an element; at the end, whatever
+        is left. A kept buffer
+        reopens with the document's <speak> tag (`_reopened` characters that the client did
+        not send at that place), so offsets into each segment's document map back to the
+        stream by `text_offset`."""
+        while (split := split_ssml_stream(self._buffer, self._flush)) is not None:
+            document, kept = split
+            cut = ssml_safe_cut(self._buffer, self._flush)  # where split_ssml_stream cut
+            self._pending.append((document, self._cut_chars - self._reopened))
+            self._cut_chars += cut - self._reopened
+            self._reopened = len(kept) - (len(self._buffer) - cut)
+            self._buffer = kept
+            self._started = True
+        if self.ended and self._buffer.strip():
+            document = self._buffer
+            if "</speak>" not in document:
+                document += "</speak>"
+            self._pending.append((document, self._cut_chars - self._reopened))
+            self._cut_chars += len(self._buffer) - self._reopened
+            self._buffer, self._reopened = "", 0
         self._flush = False
 
     def _wait_s(self) -> float | None:

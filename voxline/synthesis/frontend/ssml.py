@@ -295,35 +295,39 @@ _STREAM_TAG = re.compile(
     re.S)
 
 
-def ssml_safe_cut(buffer: str) -> int | None:
-    """The longest prefix of a streamed SSML buffer that ends between whole elements: right
-    after a closing tag back at the top level of <speak> (or </speak> itself), or right after
-    a top-level <break/>. None while there is no such place yet.
+def ssml_safe_cut(buffer: str, anywhere: bool = False) -> int | None:
+    """Where a streamed SSML buffer may be cut into a segment to speak now: right after the
+    first top-level <break/>, closing </s> or </p>, or </speak> (a break is a natural place to
+    start speaking, and a sentence is the unit prosody needs). With `anywhere` (a flush), the
+    last place between whole top-level elements. None while there is no such place yet.
 
     A session appends each delta to its buffer and, when this returns a cut, speaks
     `split_ssml_stream`'s complete document and keeps the rest: a segment never ends inside
-    an element, and a break is a natural place to start speaking. A segment holding only
-    punctuation (the "." after an element) raises NoSpeakableText: skip it. At the end of
-    input, the session speaks whatever is left (closing it with </speak> if need be).
+    an element. A segment holding only punctuation (the "." after an element) raises
+    NoSpeakableText: skip it. At the end of input, the session speaks whatever is left
+    (closing it with </speak> if need be).
     """
     depth, cut = 0, None
     for match in _STREAM_TAG.finditer(buffer):
         closing, name, _, empty = match.groups()
         if name is None:
             continue  # a comment or processing instruction
+        local = name.rpartition(":")[2]
         if closing:
             depth -= 1
-            if depth <= 1:
+            if depth <= 1 and (anywhere or depth == 0 or local in ("s", "p")):
                 cut = match.end()
         elif empty:
-            if depth == 1 and name.rpartition(":")[2] == "break":
+            if depth == 1 and local == "break":
                 cut = match.end()
         else:
             depth += 1
+        if cut is not None and not anywhere:
+            return cut
     return cut
 
 
-def split_ssml_stream(buffer: str) -> tuple[str, str] | None:
+def split_ssml_stream(buffer: str, anywhere: bool = False) -> tuple[str, str] | None:
     """(a complete document to speak now, the buffer to keep) at `ssml_safe_cut`, or None.
 
     The document is the buffer up to the cut, closed with </speak>; the kept buffer reopens
@@ -332,7 +336,7 @@ def split_ssml_stream(buffer: str) -> tuple[str, str] | None:
     """
     opening = next((m for m in _STREAM_TAG.finditer(buffer)
                     if m.group(2) and m.group(2).rpartition(":")[2] == "speak"), None)
-    cut = ssml_safe_cut(buffer)
+    cut = ssml_safe_cut(buffer, anywhere)
     if opening is None or opening.group(1) or cut is None or cut <= opening.end():
         return None
     head = buffer[:cut]
