@@ -1,0 +1,213 @@
+"""Exact word timings from Piper: which word each phoneme speaks, and how long it lasted.
+
+A voice patched for alignments returns the samples each phoneme id lasted. What espeak-ng
+does not say is which word of the text a phoneme belongs to: it merges words ("in the" ->
+"ɪnðə", "Well... okay" -> "wˈɛloʊkˈeɪ"), splits them ("555-0142" -> five words), reorders
+them ("$5" -> "five dollars" is spoken from one token) and reads abbreviations in context
+("e.g." -> "for example"). So each word of the text is phonemized alone (cached), and that
+sequence is aligned with the utterance's phonemes (difflib): matching phonemes take their
+word; a run that differs is shared out in order among the words it replaces. Every word then
+gets a timing (a word espeak skipped gets a zero-length one where it would have been), in
+text order, within the utterance.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from voxline.engines.base import Word
+from voxline.engines.word_estimate import estimate_words, shift, word_spans
+
+logger = logging.getLogger(__name__)
+
+# Piper's phonemes that are not sounds of a word: espeak's word break and the punctuation
+# Piper keeps for prosody. Stress marks are sounds of the word they precede, but espeak
+# stresses a word differently in context, so they are left out of the comparison.
+BREAKS = frozenset(" .,;:!?¡¿—…\"'()-")
+STRESS = frozenset("ˈˌ")
+BOS, EOS, PAD = "^", "$", "_"  # piper.const
+
+PhonemizeWord = Callable[[str], Sequence[str]]
+
+
+@dataclass(frozen=True)
+class SentenceTiming:
+    """Samples of one synthesised sentence: the silence before its first phoneme, then
+    each phoneme's samples (its ids and the padding after them)."""
+
+    lead: int
+    durations: tuple[int, ...]
+
+
+def sentence_timing(phonemes: Sequence[str], id_samples: Sequence[int] | None,
+                    id_map: Mapping[str, Sequence[int]]) -> SentenceTiming | None:
+    """Group a patched voice's samples per phoneme id into samples per phoneme, the way
+    `piper.phonemes_to_ids` laid the ids out (BOS PAD, then each phoneme's ids and PAD, EOS);
+    None when the counts do not fit that layout."""
+    if id_samples is None:
+        return None
+    pad = len(id_map.get(PAD, ()))
+    position = len(id_map.get(BOS, ())) + pad
+    lead = int(sum(id_samples[:position]))
+    durations = []
+    for phoneme in phonemes:
+        ids = id_map.get(phoneme)
+        width = len(ids) + pad if ids else 0  # piper drops phonemes missing from the map
+        durations.append(int(sum(id_samples[position:position + width])))
+        position += width
+    if position + len(id_map.get(EOS, ())) != len(id_samples):
+        logger.warning("phoneme alignments do not fit the phoneme ids; words estimated")
+        return None
+    return SentenceTiming(lead, tuple(durations))
+
+
+def _is_sound(phoneme: str) -> bool:
+    return phoneme not in BREAKS and phoneme not in STRESS
+
+
+def phoneme_owners(words: Sequence[str], sentences: Sequence[Sequence[str]],
+                   phonemize_word: PhonemizeWord) -> list[list[int]]:
+    """For each phoneme of each sentence, the index of the word (in `words`) it speaks, or -1
+    for breaks, punctuation and sounds that belong to no word."""
+    expected: list[str] = []
+    expected_owner: list[int] = []
+    for index, word in enumerate(words):
+        sounds = [p for p in phonemize_word(word) if _is_sound(p)]
+        expected.extend(sounds)
+        expected_owner.extend([index] * len(sounds))
+    positions = [(s, k) for s, phonemes in enumerate(sentences)
+                 for k, p in enumerate(phonemes) if _is_sound(p)]
+    actual = [sentences[s][k] for s, k in positions]
+    owner = [-1] * len(actual)
+    matcher = difflib.SequenceMatcher(None, expected, actual, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            owner[j1:j2] = expected_owner[i1:i2]
+        elif tag == "replace":  # share the run out in order among the words it replaces
+            for j in range(j1, j2):
+                owner[j] = expected_owner[i1 + (j - j1) * (i2 - i1) // (j2 - j1)]
+    owners = [[-1] * len(phonemes) for phonemes in sentences]
+    for (s, k), o in zip(positions, owner, strict=True):
+        owners[s][k] = o
+    for sentence, row in zip(sentences, owners, strict=True):
+        _fill_within_words(sentence, row)
+    return owners
+
+
+def _fill_within_words(phonemes: Sequence[str], owners: list[int]) -> None:
+    """Give unmatched sounds and stress marks the word of their neighbour inside the same
+    espeak word (the previous sound's, else the next's); breaks stay -1."""
+    start = 0
+    while start < len(phonemes):
+        end = start
+        while end < len(phonemes) and phonemes[end] not in BREAKS:
+            end += 1
+        known = [o for o in owners[start:end] if o >= 0]
+        if known:
+            current = known[0]
+            for k in range(start, end):
+                if owners[k] >= 0:
+                    current = owners[k]
+                elif phonemes[k] in STRESS:  # a stress mark belongs to what follows it
+                    following = next((o for o in owners[k + 1:end] if o >= 0), current)
+                    owners[k] = following
+                else:
+                    owners[k] = current
+        start = end + 1
+
+
+class PiperWords:
+    """The words of one utterance, timed sentence by sentence as Piper synthesises them."""
+
+    def __init__(self, text: str, sentences: Sequence[Sequence[str]],
+                 phonemize_word: PhonemizeWord) -> None:
+        self._text = text
+        self._spans = word_spans(text)
+        owners = phoneme_owners([text[s:e] for s, e in self._spans], sentences, phonemize_word)
+        # First and last (sentence, phoneme) of each word; unspoken words borrow a neighbour's.
+        firsts: dict[int, tuple[int, int]] = {}
+        lasts: dict[int, tuple[int, int]] = {}
+        for s, row in enumerate(owners):
+            for k, o in enumerate(row):
+                if o >= 0:
+                    firsts.setdefault(o, (s, k))
+                    lasts[o] = (s, k)
+        self._owners = owners
+        self._bounds = _bounds_for_all(len(self._spans), firsts, lasts)
+        self._starts: list[list[int]] = []  # utterance sample where each phoneme starts
+        self._ends: list[list[int]] = []
+        self._offset = 0  # samples of the sentences before
+        self._next_word = 0
+
+    def sentence_done(self, timing: SentenceTiming | None, samples: int) -> tuple[Word, ...]:
+        """Record the next sentence's timing (`samples` long); return the words whose last
+        sound is in it, relative to its first sample (estimated when `timing` is None)."""
+        s = len(self._starts)
+        if timing is None:
+            timing = SentenceTiming(0, (0,) * len(self._owners[s]))
+            estimated = True
+        else:
+            estimated = False
+        position = self._offset + timing.lead
+        starts, ends = [], []
+        for duration in timing.durations:
+            starts.append(min(position, self._offset + samples))
+            position += duration
+            ends.append(min(position, self._offset + samples))
+        self._starts.append(starts)
+        self._ends.append(ends)
+        done = []
+        while (self._next_word < len(self._spans)
+               and self._bounds[self._next_word][2][0] <= s):
+            done.append(self._next_word)
+            self._next_word += 1
+        words = [self._word(w) for w in done]
+        chunk_words = shift(words, self._offset)
+        if estimated and words:
+            chunk_words = self._estimate(done, samples)
+        self._offset += samples
+        return chunk_words
+
+    def _word(self, index: int) -> Word:
+        start, end = self._spans[index]
+        zero_at_end, (fs, fk), (ls, lk) = self._bounds[index]
+        if zero_at_end is None:
+            first, last = self._starts[fs][fk], self._ends[ls][lk]
+        else:  # unspoken: a zero-length word at the end (or start) of its neighbour
+            first = last = self._ends[ls][lk] if zero_at_end else self._starts[fs][fk]
+        return Word(self._text[start:end], first, max(first, last), start, end)
+
+    def _estimate(self, done: list[int], samples: int) -> tuple[Word, ...]:
+        """Words of a sentence without alignments, spread over its audio by weight."""
+        begin, finish = self._spans[done[0]][0], self._spans[done[-1]][1]
+        guessed = estimate_words(self._text[begin:finish], samples)
+        if len(guessed) != len(done):
+            return ()
+        return tuple(Word(w.text, w.start, w.end, w.char_start + begin, w.char_end + begin,
+                          estimated=True) for w in guessed)
+
+
+Bound = tuple[bool | None, tuple[int, int], tuple[int, int]]
+
+
+def _bounds_for_all(count: int, firsts: dict[int, tuple[int, int]],
+                    lasts: dict[int, tuple[int, int]]) -> list[Bound]:
+    """Per word: (None, first, last) phoneme positions for a spoken word; for one espeak did
+    not speak, (True, p, p) at the end of the previous spoken word, or (False, p, p) at the
+    start of the next one."""
+    bounds: list[Bound] = []
+    previous: tuple[int, int] | None = None
+    for w in range(count):
+        if w in firsts:
+            bounds.append((None, firsts[w], lasts[w]))
+            previous = lasts[w]
+        elif previous is not None:
+            bounds.append((True, previous, previous))
+        else:
+            following = next((firsts[v] for v in range(w + 1, count) if v in firsts), None)
+            position = following if following is not None else (0, 0)
+            bounds.append((False, position, position))
+    return bounds
