@@ -20,7 +20,7 @@ from voxline.engines.piper_words import (
 
 def table(**words: str):
     """A phonemizer from a table: word -> phoneme string."""
-    return lambda word: list(words[word])
+    return lambda batch: [list(words[w]) for w in batch]
 
 
 @pytest.mark.parametrize(("words", "lexicon", "sentence", "owners"), [
@@ -68,8 +68,8 @@ def phonemize(text: str) -> list[list[str]]:
     return [s for s in espeak().phonemize("en-us", text) if s]
 
 
-def flat(word: str) -> list[str]:
-    return [p for s in phonemize(word) for p in s]
+def flat(words: list[str]) -> list[list[str]]:
+    return [[p for s in phonemize(w) for p in s] for w in words]
 
 
 def chunks_with_fake_durations(text: str, aligned: bool = True) -> list[TimedChunk]:

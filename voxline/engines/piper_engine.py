@@ -8,10 +8,10 @@ per load and no 63 MB file to keep in step with the voice. Alignments do not cha
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,7 +22,10 @@ from voxline.engines.base import (
     SynthesisParams,
     TimedChunk,
 )
-from voxline.engines.piper_words import PiperWords, sentence_timing
+from voxline.engines.piper_words import PiperWords, WordPhonemes, sentence_timing
+
+if TYPE_CHECKING:
+    from piper import SynthesisConfig
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ class PiperEngine(Engine):
         self.sample_rate = int(self._voice.config.sample_rate)
         language = str(getattr(self._voice.config, "espeak_voice", "en-us"))
         self.languages = (language.split("-")[0],)
-        self._word_phonemes = functools.lru_cache(maxsize=16384)(self._phonemize_word)
+        self._word_phonemes = WordPhonemes(self._voice)
         self.aligned = len(self._voice.session.get_outputs()) > 1
         if not self.aligned:
             logger.warning("Piper voice %s gives no alignments; word timings are estimated",
@@ -73,7 +76,6 @@ class PiperEngine(Engine):
     def stream(
         self, text: str, voice: Conditioning, language: str, params: SynthesisParams
     ) -> Iterator[TimedChunk]:
-        """One chunk per sentence (as `PiperVoice.synthesize`), with the words it ends."""
         from piper import SynthesisConfig
 
         speaker = int(voice["speaker_id"][0]) if self._voice.config.num_speakers > 1 else None
@@ -81,6 +83,11 @@ class PiperEngine(Engine):
             speaker_id=speaker,
             length_scale=self._voice.config.length_scale / params.speed,
         )
+        return self.synthesize(text, config)
+
+    def synthesize(self, text: str, config: SynthesisConfig) -> Iterator[TimedChunk]:
+        """One chunk per sentence, as `PiperVoice.synthesize` makes them (normalize_audio
+        and volume aside), each with the words whose last sound it holds."""
         sentences = [s for s in self._voice.phonemize(text) if s]
         words = PiperWords(text, sentences, self._word_phonemes)
         id_map = self._voice.config.phoneme_id_map
@@ -92,6 +99,3 @@ class PiperEngine(Engine):
             samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
             timing = sentence_timing(phonemes, id_samples, id_map)
             yield TimedChunk(samples, words.sentence_done(timing, len(samples)))
-
-    def _phonemize_word(self, word: str) -> tuple[str, ...]:
-        return tuple(p for sentence in self._voice.phonemize(word) for p in sentence)

@@ -4,17 +4,19 @@ A voice patched for alignments returns the samples each phoneme id lasted. What 
 does not say is which word of the text a phoneme belongs to: it merges words ("in the" ->
 "ɪnðə", "Well... okay" -> "wˈɛloʊkˈeɪ"), splits them ("555-0142" -> five words), reorders
 them ("$5" -> "five dollars" is spoken from one token) and reads abbreviations in context
-("e.g." -> "for example"). So each word of the text is phonemized alone (cached), and that
-sequence is aligned with the utterance's phonemes (difflib): matching phonemes take their
-word; a run that differs is shared out in order among the words it replaces. Every word then
-gets a timing (a word espeak skipped gets a zero-length one where it would have been), in
-text order, within the utterance.
+("e.g." -> "for example"). So each word of the text is phonemized alone (`WordPhonemes`,
+cached), and that sequence is aligned with the utterance's phonemes (difflib): matching
+phonemes take their word; a run that differs is shared out in order among the words it
+replaces. Every word then gets a timing (a word espeak skipped gets a zero-length one where
+it would have been), in text order, within the utterance.
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
+import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -30,7 +32,51 @@ BREAKS = frozenset(" .,;:!?¡¿—…\"'()-")
 STRESS = frozenset("ˈˌ")
 BOS, EOS, PAD = "^", "$", "_"  # piper.const
 
-PhonemizeWord = Callable[[str], Sequence[str]]
+# Phonemes of each of the given words, spoken alone.
+PhonemizeWords = Callable[[Sequence[str]], list[Sequence[str]]]
+_LANGUAGE_FLAG = re.compile(r"\([^)]+\)")  # espeak's "(en)" around a switched word
+
+
+class WordPhonemes:
+    """Each word's phonemes as espeak-ng gives them for the word alone, cached per word.
+
+    Asking `voice.phonemize` word by word costs an espeak voice switch per word (~0.35 ms
+    measured), so the words not in the cache are phonemized in one batch: one switch, then
+    each word, under piper's espeak lock, post-processed as `EspeakPhonemizer` does (language
+    flags dropped, NFD code points). Voices not phonemized by espeak fall back to
+    `voice.phonemize` per word. Call only after the voice has phonemized once (espeak is
+    then initialised).
+    """
+
+    def __init__(self, voice, max_words: int = 50_000) -> None:
+        self._voice = voice
+        self._cache: dict[str, tuple[str, ...]] = {}
+        self._max_words = max_words
+
+    def __call__(self, words: Sequence[str]) -> list[Sequence[str]]:
+        missing = sorted({w for w in words if w not in self._cache})
+        if missing:
+            if len(self._cache) + len(missing) > self._max_words:
+                self._cache.clear()
+            self._cache.update(zip(missing, self._phonemize(missing), strict=True))
+        return [self._cache[w] for w in words]
+
+    def _phonemize(self, words: list[str]) -> list[tuple[str, ...]]:
+        from piper import voice as piper_voice
+        from piper.config import PhonemeType
+
+        config = self._voice.config
+        if config.phoneme_type != PhonemeType.ESPEAK or config.vowel_clusters:
+            return [tuple(p for s in self._voice.phonemize(w) for p in s) for w in words]
+        from piper import espeakbridge
+
+        # piper.voice's own lock around its espeak-ng calls (espeak has global state).
+        with piper_voice._ESPEAK_PHONEMIZER_LOCK:
+            espeakbridge.set_voice(config.espeak_voice)
+            clauses = [espeakbridge.get_phonemes(w) for w in words]
+        return [tuple(unicodedata.normalize(
+                    "NFD", " ".join(_LANGUAGE_FLAG.sub("", c[0]) for c in word)))
+                for word in clauses]
 
 
 @dataclass(frozen=True)
@@ -69,13 +115,13 @@ def _is_sound(phoneme: str) -> bool:
 
 
 def phoneme_owners(words: Sequence[str], sentences: Sequence[Sequence[str]],
-                   phonemize_word: PhonemizeWord) -> list[list[int]]:
+                   phonemize_words: PhonemizeWords) -> list[list[int]]:
     """For each phoneme of each sentence, the index of the word (in `words`) it speaks, or -1
     for breaks, punctuation and sounds that belong to no word."""
     expected: list[str] = []
     expected_owner: list[int] = []
-    for index, word in enumerate(words):
-        sounds = [p for p in phonemize_word(word) if _is_sound(p)]
+    for index, phonemes in enumerate(phonemize_words(words)):
+        sounds = [p for p in phonemes if _is_sound(p)]
         expected.extend(sounds)
         expected_owner.extend([index] * len(sounds))
     positions = [(s, k) for s, phonemes in enumerate(sentences)
@@ -123,10 +169,10 @@ class PiperWords:
     """The words of one utterance, timed sentence by sentence as Piper synthesises them."""
 
     def __init__(self, text: str, sentences: Sequence[Sequence[str]],
-                 phonemize_word: PhonemizeWord) -> None:
+                 phonemize_words: PhonemizeWords) -> None:
         self._text = text
         self._spans = word_spans(text)
-        owners = phoneme_owners([text[s:e] for s, e in self._spans], sentences, phonemize_word)
+        owners = phoneme_owners([text[s:e] for s, e in self._spans], sentences, phonemize_words)
         # First and last (sentence, phoneme) of each word; unspoken words borrow a neighbour's.
         firsts: dict[int, tuple[int, int]] = {}
         lasts: dict[int, tuple[int, int]] = {}
