@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from voxline.engines.base import TimedChunk, Word, chunk_parts  # noqa: E402
-from voxline.engines.word_estimate import estimate_words  # noqa: E402
+from voxline.engines.word_estimate import WordAligner, estimate_words  # noqa: E402
 
 REPLIES = [
     "Sure, I can help you with that.",
@@ -110,8 +110,11 @@ def start_errors_ms(words: Sequence[Word], heard: Sequence[tuple[str, float]],
     return errors
 
 
-def estimated(rendered: Rendered) -> tuple[Word, ...]:
-    return estimate_words(rendered.text, len(rendered.audio), "en")
+def estimators() -> dict[str, WordAligner]:
+    from voxline.engines.piper_words import PhonemeWeightEstimator
+
+    return {"estimator (phoneme weights, XTTS's)": PhonemeWeightEstimator(),
+            "estimator (character weights)": estimate_words}
 
 
 def pair_errors_ms(a: Sequence[Word], b: Sequence[Word], rate: int) -> list[float]:
@@ -128,22 +131,29 @@ def accuracy(engine, whisper, rounds: int) -> None:
     voice = engine.builtin_voices()["joe"]
     from voxline.engines.base import SynthesisParams
 
-    exact, guess, guess_vs_exact, heard_words, total_words = [], [], [], 0, 0
+    rate = engine.sample_rate
+    guessers = estimators()
+    exact: list[float] = []
+    guess: dict[str, list[float]] = {name: [] for name in guessers}
+    guess_vs_exact: dict[str, list[float]] = {name: [] for name in guessers}
+    heard_words = total_words = 0
     for _ in range(rounds):
         for text in REPLIES:
             rendered = render(engine.stream(text, voice, "en", SynthesisParams()), text)
-            heard = whisper_words(whisper, rendered.audio, engine.sample_rate)
-            exact += start_errors_ms(rendered.words, heard, engine.sample_rate)
-            guess += start_errors_ms(estimated(rendered), heard, engine.sample_rate)
-            guess_vs_exact += pair_errors_ms(estimated(rendered), rendered.words,
-                                             engine.sample_rate)
+            heard = whisper_words(whisper, rendered.audio, rate)
+            exact += start_errors_ms(rendered.words, heard, rate)
+            for name, guesser in guessers.items():
+                words = guesser(text, len(rendered.audio), "en")
+                guess[name] += start_errors_ms(words, heard, rate)
+                guess_vs_exact[name] += pair_errors_ms(words, rendered.words, rate)
             heard_words += len(heard)
             total_words += len(rendered.words)
     print(f"{len(REPLIES)} replies x {rounds} rounds, {total_words} words, "
           f"whisper heard {heard_words}")
     print(summary("Piper alignments vs whisper", exact))
-    print(summary("estimator vs whisper", guess))
-    print(summary("estimator vs Piper alignments", guess_vs_exact))
+    for name in guessers:
+        print(summary(f"{name} vs whisper", guess[name]))
+        print(summary(f"{name} vs Piper alignments", guess_vs_exact[name]))
 
 
 def audio_unchanged(engine) -> None:
@@ -167,7 +177,7 @@ def cost(engine, rounds: int) -> None:
     run with and without the alignment output."""
     from piper import PiperVoice, SynthesisConfig
 
-    from voxline.engines.piper_words import PiperWords, WordPhonemes, sentence_timing
+    from voxline.engines.piper_words import PiperWords, sentence_timing, voice_word_phonemizer
 
     voice: PiperVoice = engine._voice  # the bench looks inside; the server does not
     config = SynthesisConfig(noise_scale=0, noise_w_scale=0)
@@ -186,7 +196,7 @@ def cost(engine, rounds: int) -> None:
                     runs[aligned].append(time.perf_counter() - started)
                     if aligned:
                         outputs.append((phonemes, out))
-            word_phonemes = WordPhonemes(voice)  # cold: none of the reply's words cached
+            word_phonemes = voice_word_phonemizer(voice)  # cold: none of the reply's words cached
             for sample in (cold, warm):
                 started = time.perf_counter()
                 words = PiperWords(text, sentences, word_phonemes)

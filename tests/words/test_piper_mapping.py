@@ -114,3 +114,51 @@ def test_words_land_on_their_own_phonemes():
     spoken = {w.text: sentence[(w.start - 50) // 100:(w.end - 50) // 100] for w in words}
     assert spoken == {"Well": "wˈɛl", "okay": "oʊkˈeɪ", "in": "ɪn", "the": "ðə",
                       "morning": "mˈɔːɹnɪŋ"}
+
+
+def test_word_phonemes_asks_once_per_distinct_word():
+    from voxline.engines.piper_words import WordPhonemes
+
+    asked: list[list[str]] = []
+
+    def phonemize(words):
+        asked.append(list(words))
+        return [tuple(w.lower()) for w in words]
+
+    cache = WordPhonemes(phonemize)
+    assert cache(["Hi", "there", "Hi"]) == [tuple("hi"), tuple("there"), tuple("hi")]
+    assert cache(["there", "you"]) == [tuple("there"), tuple("you")]
+    assert asked == [["Hi", "there"], ["you"]]
+
+
+def test_espeak_words_match_espeak_on_each_word_alone():
+    from voxline.engines.piper_words import espeak_words
+
+    words = ["Hello", "don't", "U.S.", "555-0142", "$1,249.50", "e.g.", "&", "—"]
+    strip = str.maketrans("", "", " .,;:!?")
+    assert ["".join(p).translate(strip) for p in espeak_words(words, "en-us")] == \
+        ["".join(p).translate(strip) for p in flat(words)]
+
+
+@pytest.mark.parametrize(("language", "text"), [
+    ("en", NASTY[1]), ("en", NASTY[3]), ("de", "Ihre Bestellung Nr. 4471 kommt am Freitag."),
+    ("fr", "«Bonjour», dit-il. Ça coûte 30 €."), ("zh-cn", "你好，世界。"),
+    ("ja", "こんにちは、世界。"), ("xx", "An unknown language, weighed by characters."),
+])
+def test_phoneme_weight_estimates_keep_the_invariants(language, text):
+    from voxline.engines.piper_words import PhonemeWeightEstimator
+
+    words = list(PhonemeWeightEstimator()(text, 48_000, language))
+    assert all(w.estimated for w in words)
+    assert_valid_words(text, words, 48_000)
+
+
+def test_phoneme_weights_read_numbers_as_words():
+    from voxline.engines.piper_words import PhonemeWeightEstimator
+    from voxline.engines.word_estimate import estimate_words
+
+    text = "It costs 1249 dollars."
+    by_phonemes = PhonemeWeightEstimator()(text, 100_000, "en")
+    by_letters = estimate_words(text, 100_000, "en")
+    share = [(w[2].end - w[2].start) / 100_000 for w in (by_phonemes, by_letters)]
+    assert share[0] > share[1] + 0.1  # "one thousand two hundred and forty nine"

@@ -8,7 +8,7 @@ import pytest
 
 from tests.words.helpers import assert_valid_words, utterance_words
 from voxline.engines.base import Clip, SynthesisParams, TimedChunk, Word, chunk_parts
-from voxline.engines.word_estimate import estimate_words
+from voxline.engines.piper_words import PhonemeWeightEstimator
 
 pytestmark = pytest.mark.slow
 FORCED = SynthesisParams(top_k=1, seed=3, min_new_tokens=24, max_new_tokens=24,
@@ -42,20 +42,18 @@ def test_the_final_chunk_carries_every_word_estimated(engine, voice, text):
     assert_valid_words(text, words, total)
     assert all(w.estimated for w in words)
     # Spread over the real length of the whole sentence, counted from the final chunk.
-    assert [(w.start, w.end) for w in words] == \
-        [(w.start, w.end) for w in estimate_words(text, total, "en")]
+    expected = PhonemeWeightEstimator()(text, total, "en")
+    assert [(w.start, w.end) for w in words] == [(w.start, w.end) for w in expected]
 
 
 def test_the_aligner_is_a_seam(engine, voice):
     def first_half(text, total, language):
         return (Word(text, 0, total // 2, 0, len(text)),)
 
-    engine.batcher.aligner = first_half
+    default, engine.batcher.aligner = engine.batcher.aligner, first_half
     try:
         chunks = list(engine.stream("Seam.", voice, "en", FORCED))
     finally:
-        from voxline.engines.word_estimate import estimate_words as default
-
         engine.batcher.aligner = default
     words, total = utterance_words(chunks, in_their_chunk=False)
     assert words == [Word("Seam.", 0, total // 2, 0, 5)]

@@ -22,7 +22,7 @@ from voxline.engines.base import (
     SynthesisParams,
     TimedChunk,
 )
-from voxline.engines.piper_words import PiperWords, WordPhonemes, sentence_timing
+from voxline.engines.piper_words import PiperWords, sentence_timing, voice_word_phonemizer
 
 if TYPE_CHECKING:
     from piper import SynthesisConfig
@@ -52,7 +52,7 @@ class PiperEngine(Engine):
         self.sample_rate = int(self._voice.config.sample_rate)
         language = str(getattr(self._voice.config, "espeak_voice", "en-us"))
         self.languages = (language.split("-")[0],)
-        self._word_phonemes = WordPhonemes(self._voice)
+        self._word_phonemes = voice_word_phonemizer(self._voice)
         self.aligned = len(self._voice.session.get_outputs()) > 1
         if not self.aligned:
             logger.warning("Piper voice %s gives no alignments; word timings are estimated",

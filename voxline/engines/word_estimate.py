@@ -1,10 +1,12 @@
 """Words of an utterance and where they sound, for engines that do not measure it.
 
 `word_spans` says what a word of the text is (every engine's timings use it, so they agree on
-the words). `estimate_words` spreads the words over the utterance's real duration by weight:
-characters, with digits and spoken symbols heavier and pauses at punctuation, calibrated on
-Piper's exact timings (bench/word_timing.py). The utterance's boundaries are exact; the words
-inside are estimates (`Word.estimated`).
+the words). `estimate_words` spreads the words over the utterance's real duration by weight,
+with pauses at punctuation: each word's phoneme count when the caller has one
+(`piper_words.PhonemeWeightEstimator`, espeak-ng), else its characters, digits and spoken
+symbols heavier. The utterance's boundaries are exact; the words inside are estimates
+(`Word.estimated`). The constants were checked against Piper's exact timings
+(bench/word_timing.py).
 
 Where the words go: a `WordAligner` takes the text and the utterance's duration. XTTS calls
 one when it produces an utterance's final chunk (`xtts_batch`); a model-derived alignment
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -60,8 +62,9 @@ class WordAligner(Protocol):
     def __call__(self, text: str, total_samples: int, language: str) -> tuple[Word, ...]: ...
 
 
-# Weights in "letters" of speaking time, fitted on Piper's exact timings (joe, en-us) over
-# bench/word_timing.py's replies; the lead-in and tail are the silence an utterance has.
+# Weights in "letters" (about one phoneme) of speaking time, checked against Piper's exact
+# timings (joe, en-us; a grid search over them gained nothing on held-out replies); the
+# lead-in and tail are the silence an utterance has.
 LETTER = 1.0
 DIGIT = 3.0  # "7" is "seven"; numbers read as words run longer still
 SYMBOL = 4.0  # "&", "%", "$"
@@ -93,17 +96,21 @@ def _gap(between: str) -> float:
     return WORD_GAP + (max(pauses) if pauses else 0.0)
 
 
-def estimate_words(text: str, total_samples: int, language: str = "en") -> tuple[Word, ...]:
+def estimate_words(text: str, total_samples: int, language: str = "en",
+                   weights: Sequence[float] | None = None) -> tuple[Word, ...]:
     """The words of `text` spread by weight over an utterance of `total_samples` samples
     (estimated=True): the first starts at or after 0, the last ends at or before the total.
-    `language` is for aligners that need it; the weights here hold for the languages tried."""
+    `weights`: one per word of `word_spans(text)` in letters' time (e.g. phoneme counts);
+    by default the characters decide. `language` is for the `WordAligner` signature."""
     spans = word_spans(text)
     if not spans:
         return ()
+    if weights is None or len(weights) != len(spans):
+        weights = [_weight(text[start:end]) for start, end in spans]
     # Alternate pauses and words: lead-in, word, gap, word, ..., word, tail.
     pieces = [LEAD_IN]
-    for i, (start, end) in enumerate(spans):
-        pieces.append(_weight(text[start:end]))
+    for i, ((_, end), weight) in enumerate(zip(spans, weights, strict=True)):
+        pieces.append(max(float(weight), LETTER))
         following = text[end:spans[i + 1][0]] if i + 1 < len(spans) else text[end:]
         pieces.append(_gap(following) if i + 1 < len(spans) else TAIL)
     edges = np.concatenate(([0.0], np.cumsum(pieces)))

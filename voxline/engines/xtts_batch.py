@@ -12,8 +12,8 @@ the last one when the row is exhausted (its end token or length limit), exactly 
 generator stops. Nothing is shared between streams but the model, so no state is swapped.
 
 Words: an utterance's final chunk carries all of its words (a `TimedChunk`), timed by the
-batcher's `aligner` over the utterance's real length: estimated by weight today
-(`word_estimate`); a model-derived alignment would replace that aligner.
+batcher's `aligner` over the utterance's real length: estimated by espeak-ng phoneme weight
+today (`piper_words.PhonemeWeightEstimator`); a model-derived alignment would replace it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from voxline.engines.base import (
     TimedChunk,
     Utterance,
 )
-from voxline.engines.word_estimate import WordAligner, estimate_words, shift
+from voxline.engines.piper_words import PhonemeWeightEstimator
+from voxline.engines.word_estimate import WordAligner, shift
 from voxline.engines.xtts_decode import GptBatch, GptRow, StepOutput
 from voxline.engines.xtts_vocoder import VocoderRow, vocode
 
@@ -105,7 +106,7 @@ class XttsBatcher(Batcher):
         self._torch = engine.torch
         self.gpt = GptBatch(engine.torch, engine.model.gpt)
         self.stats = EngineStats()
-        self.aligner: WordAligner = estimate_words
+        self.aligner: WordAligner = PhonemeWeightEstimator()
 
     def open(self, item: Utterance, schedule: tuple[int, ...]) -> XttsStream:
         """A stream for one utterance: its prefix computed, not yet in the batch."""
