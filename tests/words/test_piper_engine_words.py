@@ -84,3 +84,34 @@ def test_word_starts_agree_with_whisper(engine):
                                   engine.sample_rate)
     assert len(errors) >= 30  # whisper heard most words as written
     assert statistics.median(errors) <= 80, sorted(errors)
+
+
+def test_word_phonemes_and_piper_share_espeak_safely_across_threads(engine):
+    """espeak-ng has one global voice: German words phonemized in one thread while Piper
+    phonemizes English in another must not leak into each other (piper's lock)."""
+    import threading
+
+    from voxline.engines.piper_words import espeak_words
+
+    english = "Thank you for calling, how can I help you today?"
+    german = ["Bestellung", "Freitag", "zweiundvierzig"]
+    want_en = engine._voice.phonemize(english)
+    want_de = espeak_words(german, "de")
+    wrong: list[str] = []
+
+    def speak_english():
+        for _ in range(2000):
+            if engine._voice.phonemize(english) != want_en:
+                wrong.append("en")
+
+    def speak_german():
+        for _ in range(2000):
+            if espeak_words(german, "de") != want_de:
+                wrong.append("de")
+
+    threads = [threading.Thread(target=speak_english), threading.Thread(target=speak_german)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not wrong

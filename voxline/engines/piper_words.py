@@ -61,7 +61,8 @@ def espeak_words(words: Sequence[str], espeak_voice: str) -> list[tuple[str, ...
 
 class WordPhonemes:
     """A cache in front of a phonemizer of words: each distinct word is phonemized once (the
-    misses of a call in one batch)."""
+    misses of a call in one batch). Safe to share between threads (at worst a word is
+    phonemized twice)."""
 
     def __init__(self, phonemize: Callable[[list[str]], list[tuple[str, ...]]],
                  max_words: int = 50_000) -> None:
@@ -70,12 +71,15 @@ class WordPhonemes:
         self._max_words = max_words
 
     def __call__(self, words: Sequence[str]) -> list[Sequence[str]]:
-        missing = sorted({w for w in words if w not in self._cache})
+        known = {w: self._cache[w] for w in set(words) if w in self._cache}
+        missing = sorted(set(words) - known.keys())
         if missing:
-            if len(self._cache) + len(missing) > self._max_words:
+            fresh = dict(zip(missing, self._phonemize(missing), strict=True))
+            if len(self._cache) + len(fresh) > self._max_words:
                 self._cache.clear()
-            self._cache.update(zip(missing, self._phonemize(missing), strict=True))
-        return [self._cache[w] for w in words]
+            self._cache.update(fresh)
+            known.update(fresh)
+        return [known[w] for w in words]
 
 
 def voice_word_phonemizer(voice) -> WordPhonemes:
