@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from voxline.engines.base import Engine, EngineStream, TimedChunk, Utterance
+from voxline.engines.word_estimate import EstimatedWordsStream
 from voxline.request_context import NO_REQUEST, REQUEST_ID
 
 logger = logging.getLogger(__name__)
@@ -356,7 +357,7 @@ class Scheduler:
                     self._finish(job, _END)
                     self._mark_completion(time.monotonic())
                 return False
-            job.stream = job.engine.open_stream(*_fields(job.sentences.pop(0)))
+            job.stream = _with_words(job.engine, job.sentences.pop(0))
             job.sentence += 1
         except Exception as exc:
             logger.exception("[%s] synthesis failed", job.request_id)
@@ -402,3 +403,12 @@ class Scheduler:
 
 def _fields(utterance: Utterance) -> tuple:
     return utterance.text, utterance.voice, utterance.language, utterance.params
+
+
+def _with_words(engine: Engine, utterance: Utterance) -> EngineStream:
+    """The utterance's stream, its words estimated at its end when the engine does not time
+    them itself (a stream that batches times its own: XTTS estimates in its final chunk)."""
+    stream = engine.open_stream(*_fields(utterance))
+    if stream.batcher is not None:
+        return stream
+    return EstimatedWordsStream(stream, utterance.text, utterance.language)

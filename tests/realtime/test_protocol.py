@@ -320,6 +320,7 @@ def test_messages_are_json_text_with_the_documented_fields(server):
             "audio_ms",
             "segments",
             "words",
+            "estimated",
         }
         assert json.loads(json.dumps(message)) == message
 
