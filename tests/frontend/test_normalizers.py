@@ -8,6 +8,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 
+import pytest
 from conftest import grammar_cache
 
 from voxline.synthesis.frontend import FrontEnd, LexiconStore, Normalizers
@@ -89,10 +90,21 @@ def test_nemo_keeps_quiet(front_end, caplog):
 
 
 def test_unknown_text_type_is_invalid(front_end):
-    import pytest
-
     from voxline.synthesis.errors import InvalidRequest
 
     with pytest.raises(InvalidRequest) as caught:
         front_end.process("hi", language="en", text_type="markdown")
     assert caught.value.code == "invalid_text_type"
+
+
+@pytest.mark.slow
+def test_a_compile_while_serving_can_wait_for_the_next_start(tmp_path):
+    """The real compile path end to end, on the quickest grammar (Japanese, ~6 s here)."""
+    serving = Normalizers(tmp_path)
+    serving.prepare(["ja"], background=False, load_when_compiled=False)
+    assert serving.status()["ja"] == "compiled: ready at restart"
+    assert serving.get("ja") is None
+    assert [p.name for p in cache_root(tmp_path).iterdir()] == ["ja"]
+    restarted = Normalizers(tmp_path)
+    restarted.prepare(["ja"], background=False)
+    assert restarted.status()["ja"] == "ready"
