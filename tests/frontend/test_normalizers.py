@@ -11,6 +11,7 @@ from importlib.metadata import version
 import pytest
 from conftest import grammar_cache
 
+from voxline.synthesis.errors import NoSpeakableText
 from voxline.synthesis.frontend import FrontEnd, LexiconStore, Normalizers
 from voxline.synthesis.frontend.grammar import GRAMMAR_LANGUAGES, cache_root, grammar_language
 
@@ -108,3 +109,18 @@ def test_a_compile_while_serving_can_wait_for_the_next_start(tmp_path):
     restarted = Normalizers(tmp_path)
     restarted.prepare(["ja"], background=False)
     assert restarted.status()["ja"] == "ready"
+
+
+@pytest.mark.parametrize("text", ["1." * 2500, "1-" * 2500, "1" * 5000, "&" * 4999 + "a",
+                                  "a1" * 2500, "Baker St. " * 500])
+def test_pathological_texts_stay_cheap(front_end, text):
+    """Whole 5,000-character texts the grammar once spent up to 71 s on (and overflowed the
+    stack): over-long words are left as written, windows are bounded."""
+    import time
+
+    started = time.perf_counter()
+    try:
+        front_end.process(text, language="en")
+    except NoSpeakableText:
+        pass
+    assert time.perf_counter() - started < 2.0

@@ -37,6 +37,10 @@ _SENTENCE_END = (".", "!", "?", "。", "！", "？")
 COMPILE_TIMEOUT_S = 1800
 _FINAL_DOT_MAKES_ORDINALS = ("de",)
 CONTEXT_WORDS = 1
+# Bounds on what the grammar reads at once: its cost explodes on long inputs (a 5,000-character
+# "1.1.1..." took 71 s and overflowed Python's stack), and it runs under a lock.
+MAX_WORD_CHARS = 64
+MAX_WINDOW_WORDS = 16
 _BARE_NUMBER = re.compile(r"^[\d.,]+\W*$")
 _FINAL_NUMBER = re.compile(r"\d\.$")
 
@@ -168,7 +172,9 @@ def _normalize_run(run: list[Word], grammar: Grammar) -> list[Word]:
     position = 0
     for start, end in _windows(run, grammar):
         result += run[position:start]
-        result += _normalize_window(run[start:end], grammar, final=end == len(run))
+        for chunk in range(start, end, MAX_WINDOW_WORDS):
+            stop = min(end, chunk + MAX_WINDOW_WORDS)
+            result += _normalize_window(run[chunk:stop], grammar, final=stop == len(run))
         position = end
     return result + run[position:]
 
@@ -179,8 +185,8 @@ def _windows(run: list[Word], grammar: Grammar) -> list[tuple[int, int]]:
     whole whitelist entry ("World War II"); overlapping ranges merge."""
     windows: list[tuple[int, int]] = []
     for i, word in enumerate(run):
-        if not grammar.needs(word.text):
-            continue
+        if len(word.text) > MAX_WORD_CHARS or not grammar.needs(word.text):
+            continue  # over-long "words" are left to the engine as written
         before = CONTEXT_WORDS if _BARE_NUMBER.match(word.text) else 0
         after = max(CONTEXT_WORDS, grammar.reach(word.text) - 1)
         start, end = max(0, i - before), min(len(run), i + after + 1)
