@@ -8,8 +8,10 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 
+import pytest
 from conftest import grammar_cache
 
+from voxline.synthesis.errors import NoSpeakableText
 from voxline.synthesis.frontend import FrontEnd, LexiconStore, Normalizers
 from voxline.synthesis.frontend.grammar import GRAMMAR_LANGUAGES, cache_root, grammar_language
 
@@ -89,10 +91,36 @@ def test_nemo_keeps_quiet(front_end, caplog):
 
 
 def test_unknown_text_type_is_invalid(front_end):
-    import pytest
-
     from voxline.synthesis.errors import InvalidRequest
 
     with pytest.raises(InvalidRequest) as caught:
         front_end.process("hi", language="en", text_type="markdown")
     assert caught.value.code == "invalid_text_type"
+
+
+@pytest.mark.slow
+def test_a_compile_while_serving_can_wait_for_the_next_start(tmp_path):
+    """The real compile path end to end, on the quickest grammar (Japanese, ~6 s here)."""
+    serving = Normalizers(tmp_path)
+    serving.prepare(["ja"], background=False, load_when_compiled=False)
+    assert serving.status()["ja"] == "compiled: ready at restart"
+    assert serving.get("ja") is None
+    assert [p.name for p in cache_root(tmp_path).iterdir()] == ["ja"]
+    restarted = Normalizers(tmp_path)
+    restarted.prepare(["ja"], background=False)
+    assert restarted.status()["ja"] == "ready"
+
+
+@pytest.mark.parametrize("text", ["1." * 2500, "1-" * 2500, "1" * 5000, "&" * 4999 + "a",
+                                  "a1" * 2500, "Baker St. " * 500])
+def test_pathological_texts_stay_cheap(front_end, text):
+    """Whole 5,000-character texts the grammar once spent up to 71 s on (and overflowed the
+    stack): over-long words are left as written, windows are bounded."""
+    import time
+
+    started = time.perf_counter()
+    try:
+        front_end.process(text, language="en")
+    except NoSpeakableText:
+        pass
+    assert time.perf_counter() - started < 2.0

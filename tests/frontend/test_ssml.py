@@ -206,3 +206,10 @@ def test_punctuation_alone_has_nothing_to_speak_but_a_break_is_silence(front_end
         ssml(front_end, "<speak>...!? <s>--</s></speak>")
     spoken = ssml(front_end, '<speak>. <break time="1s"/> !</speak>')
     assert [(p.kind, p.break_ms) for p in spoken.pieces] == [("break", 1000)]
+
+
+def test_line_breaks_and_declarations_keep_offsets_right(front_end):
+    doc = ('<?xml version="1.0" encoding="ISO-8859-1"?>\r\n<speak>\r\nCafé\r\n'
+           "<s>Pay €30</s>\r\n</speak>")
+    pairs = sources(ssml(front_end, doc), doc)
+    assert ("Café", "Café") in pairs and ("euros.", "€30") in pairs

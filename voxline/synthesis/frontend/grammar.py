@@ -47,15 +47,16 @@ def is_compiled(cache_dir: Path, language: str) -> bool:
 
 
 def quiet_nemo() -> None:
-    """NeMo logs INFO lines per call (and resets its level in `normalize`): keep warnings only."""
+    """NeMo logs INFO lines per call (and resets its level in `normalize`), and warnings that
+    quote the request text: keep errors only (failures are logged here, without the text)."""
     nemo = logging.getLogger(_NEMO_LOGGER)
-    if not any(isinstance(f, _WarningsOnly) for f in nemo.filters):
-        nemo.addFilter(_WarningsOnly())
+    if not any(isinstance(f, _ErrorsOnly) for f in nemo.filters):
+        nemo.addFilter(_ErrorsOnly())
 
 
-class _WarningsOnly(logging.Filter):
+class _ErrorsOnly(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING
+        return record.levelno >= logging.ERROR
 
 
 def compile_grammar(cache_dir: Path, language: str) -> Path:
@@ -122,8 +123,8 @@ class Grammar:
             try:
                 return self._normalizer.normalize(text, punct_post_process=True)
             except Exception as exc:  # pynini's FstOpError and friends: never fail a request
-                logger.warning("%s grammar could not normalise %r: %s", self.language, text,
-                               exc)
+                logger.warning("%s grammar could not normalise %d characters: %s",
+                               self.language, len(text), exc)
                 return text
 
 

@@ -29,7 +29,7 @@ _NOT_A_CODE = re.compile(
     r"\d{1,2}h\d{2}|\d+(?:st|nd|rd|th|s|am|pm|er|re|e|ème|eme|nde?|[kmgµ]?[gmlsbBW]|kg|km|cm|mm|mi|ft|in|lbs?|oz|mph|kph|h|hrs?|min"
     r"|sec|ms|k|K|M|x|D|G|p|fps|Hz|kHz|MHz|GHz|MB|GB|KB|TB|kWh|mAh|V|W|A|C|F)|\d{1,4}[A-Z]",
 )
-_VERSION = re.compile(r"(?<![\w.])\d+(?:\.\d+){2,}(?![\w]|\.\d)")
+_VERSION = re.compile(r"(?<![\w.])\d{1,6}(?:\.\d{1,6}){2,5}(?![\w]|\.\d)")
 _GROUPED = re.compile(r"\d{1,3}(?:\.\d{3})+")  # 1.000.000: a number, not a version
 # Where "." groups thousands and "," is the decimal mark.
 _DOT_THOUSANDS = re.compile(r"(?<![\w.,])\d{1,3}(?:\.\d{3})+(?:,\d+)?(?![\w]|[.,]\d)")
@@ -67,6 +67,7 @@ _ADDRESS = {"Ave.": "Avenue", "Rd.": "Road", "Blvd.": "Boulevard", "Ln.": "Lane"
 _ABBREVIATION = re.compile(r"(?<!\w)(?:St|Dr|" + "|".join(
     re.escape(a[:-1]) for a in _ADDRESS) + r")\.(?=\s|$|[,;:!?)])")
 _WORD_BEFORE = re.compile(r"(\S+)\s+$")
+_LOOK_BACK = 64  # characters searched for the word before an abbreviation
 _WORD_AFTER = re.compile(r"\s+([\"'(]?\w)")
 
 
@@ -197,7 +198,7 @@ def _times(m: re.Match[str], a: int, b: int) -> list[Word]:
 
 def _abbreviation(m: re.Match[str], a: int, b: int) -> list[Word]:
     text, abbreviation = m.string, m.group()
-    before = _WORD_BEFORE.search(text, 0, m.start())
+    before = _WORD_BEFORE.search(text, max(0, m.start() - _LOOK_BACK), m.start())
     after = _WORD_AFTER.match(text, m.end())
     after_name = bool(after and after.group(1)[-1].isupper())
     if abbreviation in ("St.", "Dr."):
@@ -222,5 +223,5 @@ def _follows_a_name(text: str, before: re.Match[str] | None) -> bool:
         return True
     if not word[:1].isupper() or word[-1] in ".!?":
         return False
-    earlier = _WORD_BEFORE.search(text, 0, before.start(1))
+    earlier = _WORD_BEFORE.search(text, max(0, before.start(1) - _LOOK_BACK), before.start(1))
     return earlier is not None and earlier.group(1)[-1] not in ".!?"

@@ -99,7 +99,8 @@ class _Builder:
         self._stack: list[_Node] = []
         self._root: _Node | None = None
         self._pending: tuple[int, str] | None = None  # character data awaiting its end offset
-        self._parser = DefusedXMLParser(target=self, forbid_dtd=True)
+        # The document arrives as text: its bytes are UTF-8 whatever its declaration says.
+        self._parser = DefusedXMLParser(target=self, encoding="utf-8", forbid_dtd=True)
         self._expat = self._parser.parser
         self._expat.buffer_text = False
 
