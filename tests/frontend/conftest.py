@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from voxline.settings import Settings
 from voxline.synthesis.frontend import FrontEnd, LexiconStore, Normalizers
 from voxline.synthesis.frontend.grammar import Grammar
 
 
 def grammar_cache() -> Path:
-    """Where CI keeps compiled grammars, so only the first run pays ~35 s per language."""
-    return Path(os.environ.get("VOXLINE_CACHE_DIR", "/var/cache/voxline")) / "frontend"
+    """Where servers find compiled grammars (VOXLINE_GRAMMAR_DIR; CI keeps them in its cache),
+    so only the first run pays ~35 s to minutes per language."""
+    return Settings.from_env().grammar_dir
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ from voxline.scheduler import Scheduler
 from voxline.settings import Settings
 from voxline.synthesis.errors import NotReady
 from voxline.synthesis.frontend import FrontEnd, LexiconStore, Normalizers
-from voxline.synthesis.frontend.grammar import grammar_language, is_compiled
 from voxline.synthesis.metrics import Metrics
 from voxline.voices.bank import VoiceBank
 from voxline.voices.manage import VoiceManager
@@ -87,6 +86,8 @@ class Services:
             self._load(raise_errors=True)
 
     def _load(self, raise_errors: bool = False) -> None:
+        # Grammars load (compiling first where missing) while the model loads.
+        self.frontend.normalizers.prepare(self.settings.normalize_languages, background=True)
         try:
             self._load_engine()
             self.voices = VoiceBank(
@@ -115,18 +116,15 @@ class Services:
         logger.info("ready in %.1f s", self.startup_s)
 
     def _load_frontend(self) -> None:
-        """Lexicons, then the grammars of `normalize_languages` (before ready: a first request
-        must not be read un-normalised), then the engine's other languages in the background."""
-        self.frontend.lexicons.load()
-        languages = [code for code in self.engine.languages]
-        first = [code for code in languages if code in self.settings.normalize_languages]
-        self.frontend.normalizers.prepare(first, background=False)
-        # Other languages' grammars take minutes each to compile: only those compiled ahead
-        # (`scripts/setup --grammars all`) are loaded here, in the background.
-        rest = [code for code in languages if code not in first
-                and is_compiled(self.settings.grammar_dir, grammar_language(code))]
-        if rest:
-            self.frontend.normalizers.prepare(rest, background=True)
+        """Lexicons, then wait for the grammars `start` began loading with the model.
+
+        Every grammar of `normalize_languages` is ready before the server is (a first request
+        must not be read un-normalised), and none loads later: loading one holds the GIL for
+        up to seconds (5.7 s for German measured), which would stall every stream."""
+        failed = self.frontend.lexicons.load()
+        for name, reason in failed.items():
+            logger.warning("lexicon %s skipped: %s", name, reason)
+        self.frontend.normalizers.wait()
 
     def _load_engine(self) -> None:
         if self.engine is not None:
