@@ -198,9 +198,10 @@ def test_queue_full_answers_503_with_retry_after(make_app, engine):
     for t in holders:
         t.start()
     scheduler = app.services.scheduler
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # generous: a loaded machine starts threads slowly
     while scheduler.depth < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert scheduler.depth == 1
     refused = app.test_client().post("/tts", json={"text": "Hi.", "cache": False})
     assert refused.status_code == 503
     assert refused.json["error"] == "queue_full"
