@@ -1,0 +1,83 @@
+"""Time to first audio with and without the text front end, through the whole request path
+(issue 17): Piper in-process behind the app factory, `POST /tts_stream`, phrase cache off.
+
+    .venv/bin/python bench/frontend_ttfa.py [--rounds 15]
+
+For each round every text is requested with `normalize` on and off, in alternating order, so
+the two are measured side by side. Prints p50/p95 of the time to the first audio byte, per text
+kind, and the added p50. Targets on the 2-core CPU: plain +<= 1 ms p50, numeric +<= 30 ms p50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from frontend import NUMERIC  # noqa: E402
+
+from voxline.engines.piper_engine import PiperEngine  # noqa: E402
+from voxline.server.app import create_app  # noqa: E402
+
+
+def plain_texts(limit: int) -> list[str]:
+    texts = json.loads((ROOT / "bench" / "texts" / "v1.json").read_text())["texts"]
+    english = [t["text"] for t in texts if t["language"] == "en" and t["workload"] != "long"]
+    return [t for t in english if not any(c.isdigit() for c in t)][:limit]
+
+
+def first_audio_ms(client, text: str, normalize: bool) -> float:
+    started = time.perf_counter()
+    response = client.post("/tts_stream", json={"text": text, "format": "pcm", "cache": False,
+                                                "normalize": normalize}, buffered=False)
+    assert response.status_code == 200, response.get_data()
+    body = iter(response.response)
+    next(chunk for chunk in body if chunk)
+    elapsed = (time.perf_counter() - started) * 1000
+    response.close()
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="frontend-ttfa-"))
+    app = create_app({"engine": PiperEngine(), "background": False,
+                      "settings": {"speakers_dir": folder / "speakers", "cache_dir": folder,
+                                   "lexicons_dir": folder / "lexicons", "warmup": True,
+                                   "phrase_cache_mb": 0}})
+    client = app.test_client()
+    kinds = {"plain": plain_texts(len(NUMERIC)), "numeric": NUMERIC}
+    times = {(k, n): [] for k in kinds for n in (False, True)}
+    for round_ in range(args.rounds):
+        for kind, texts in kinds.items():
+            for i, text in enumerate(texts):
+                order = (True, False) if (round_ + i) % 2 else (False, True)
+                for normalize in order:
+                    times[kind, normalize].append(first_audio_ms(client, text, normalize))
+    print(f"time to first audio, Piper in-process, {args.rounds} rounds x "
+          f"{len(NUMERIC)} texts per kind (ms)")
+    print(f"{'texts':8} {'front end':10} {'p50':>8} {'p95':>8}")
+    for kind in kinds:
+        p50 = {}
+        for normalize in (False, True):
+            values = sorted(times[kind, normalize])
+            p50[normalize] = statistics.median(values)
+            p95 = values[int(0.95 * (len(values) - 1))]
+            label = "on" if normalize else "off"
+            print(f"{kind:8} {label:10} {p50[normalize]:8.1f} {p95:8.1f}")
+        print(f"{kind:8} {'added p50':10} {p50[True] - p50[False]:8.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
