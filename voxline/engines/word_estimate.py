@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -176,8 +176,3 @@ class EstimatedWordsStream(EngineStream):
     def close(self) -> None:
         self._inner.close()
 
-
-def chunk_samples(chunks: Iterable[np.ndarray | TimedChunk]) -> Iterator[np.ndarray]:
-    """The audio of engine chunks, words dropped."""
-    for chunk in chunks:
-        yield chunk_parts(chunk)[0]
