@@ -10,7 +10,6 @@ from voxline.engines.base import GeneratorStream, SynthesisParams, chunk_parts
 from voxline.engines.tone import ToneEngine
 from voxline.engines.word_estimate import (
     EstimatedWordsStream,
-    carried_by,
     estimate_words,
     word_spans,
 )
@@ -61,15 +60,6 @@ def test_longer_words_and_numbers_take_longer():
     gap_at_comma = words[4].start - words[3].end
     plain_gap = words[1].start - words[0].end
     assert gap_at_comma > 3 * plain_gap
-
-
-def test_carried_by_takes_the_words_whose_last_sample_is_in_the_chunk():
-    words = list(estimate_words("one two three four", 1000))
-    first = carried_by(words, 0, 500)
-    rest = carried_by(words, 500, 1000)
-    assert [w.text for w in first + rest] == ["one", "two", "three", "four"]
-    assert all(0 < w.end <= 500 for w in first)
-    assert all(w.end <= 500 for w in rest) and not words
 
 
 def test_a_plain_engine_stream_ends_with_its_words_estimated_over_its_audio():

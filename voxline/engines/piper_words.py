@@ -1,4 +1,4 @@
-"""Exact word timings from Piper: which word each phoneme speaks, and how long it lasted.
+"""Words through espeak-ng: Piper's exact word timings, and phoneme weights for estimates.
 
 A voice patched for alignments returns the samples each phoneme id lasted. What espeak-ng
 does not say is which word of the text a phoneme belongs to: it merges words ("in the" ->
@@ -9,6 +9,9 @@ cached), and that sequence is aligned with the utterance's phonemes (difflib): m
 phonemes take their word; a run that differs is shared out in order among the words it
 replaces. Every word then gets a timing (a word espeak skipped gets a zero-length one where
 it would have been), in text order, within the utterance.
+
+The same per-word phonemes weigh words for engines without alignments
+(`PhonemeWeightEstimator`, XTTS's aligner).
 """
 
 from __future__ import annotations
@@ -40,10 +43,10 @@ _LANGUAGE_FLAG = re.compile(r"\([^)]+\)")  # espeak's "(en)" around a switched w
 def espeak_words(words: Sequence[str], espeak_voice: str) -> list[tuple[str, ...]]:
     """Each word's phonemes as piper's espeak-ng gives them for the word alone.
 
-    One voice switch for all the words (`voice.phonemize` word by word costs a switch, ~0.35
-    ms, per word), under piper's own espeak lock (espeak-ng has global state), post-processed
-    as `EspeakPhonemizer` does: language flags dropped, NFD code points, clauses joined by a
-    word break. Raises RuntimeError for a voice espeak-ng does not have.
+    One voice switch for all the words (`voice.phonemize` word by word costs a switch, 0.15
+    to 0.35 ms measured, per word), under piper's own espeak lock (espeak-ng has global
+    state), post-processed as `EspeakPhonemizer` does: language flags dropped, NFD code
+    points; clauses joined by a word break. Raises RuntimeError for a voice espeak-ng lacks.
     """
     from piper import espeakbridge
     from piper import voice as piper_voice
@@ -102,9 +105,9 @@ ESPEAK_VOICES = {"en": "en-us", "es": "es", "fr": "fr", "de": "de", "it": "it", 
 
 class PhonemeWeightEstimator:
     """A `WordAligner` that spreads words by their espeak-ng phoneme count (numbers read as
-    words, "e.g." as "for example"); character weights for languages espeak-ng lacks.
-    Measured on Piper speech it halves the error of character weights on numbers
-    (bench/word_timing.py)."""
+    words, "e.g." as "for example"); character weights for languages espeak-ng lacks. On
+    Piper speech its median start error against Piper's exact timings is 73 ms, against 90
+    ms for character weights (bench/word_timing.py)."""
 
     def __init__(self) -> None:
         self._phonemizers: dict[str, WordPhonemes | None] = {}

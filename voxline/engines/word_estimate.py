@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -128,16 +128,6 @@ def shift(words: Iterable[Word], offset: int) -> tuple[Word, ...]:
                  for w in words)
 
 
-def carried_by(words: list[Word], chunk_start: int, chunk_end: int) -> tuple[Word, ...]:
-    """Take from the front of `words` (utterance samples, ends monotonic) those whose last
-    sample is before `chunk_end`, relative to the chunk that starts at `chunk_start`."""
-    count = 0
-    while count < len(words) and words[count].end <= chunk_end:
-        count += 1
-    taken, words[:count] = words[:count], []
-    return shift(taken, chunk_start)
-
-
 class EstimatedWordsStream(EngineStream):
     """An engine stream of plain arrays, then one zero-length `TimedChunk` with the words
     estimated over all of its audio (start/end negative: counted from the end).
@@ -176,8 +166,3 @@ class EstimatedWordsStream(EngineStream):
     def close(self) -> None:
         self._inner.close()
 
-
-def chunk_samples(chunks: Iterable[np.ndarray | TimedChunk]) -> Iterator[np.ndarray]:
-    """The audio of engine chunks, words dropped."""
-    for chunk in chunks:
-        yield chunk_parts(chunk)[0]
