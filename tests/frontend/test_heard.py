@@ -43,10 +43,11 @@ def piper():
 
 
 def hear(piper, whisper, text: str) -> str:
-    from voxline.engines.base import SynthesisParams
+    from voxline.engines.base import SynthesisParams, chunk_parts
 
     voice = next(iter(piper.builtin_voices().values()))
-    audio = np.concatenate(list(piper.stream(text, voice, "en", SynthesisParams())))
+    chunks = piper.stream(text, voice, "en", SynthesisParams())
+    audio = np.concatenate([chunk_parts(c)[0] for c in chunks])
     segments, _ = whisper.transcribe(soxr.resample(audio, piper.sample_rate, 16000),
                                      language="en", beam_size=1, vad_filter=False)
     return " ".join(s.text for s in segments).lower()

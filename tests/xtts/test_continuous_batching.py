@@ -6,10 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from voxline.engines.base import SynthesisParams, Utterance
+from voxline.engines.base import SynthesisParams, Utterance, chunk_parts
 
 pytestmark = pytest.mark.slow
 ATOL = 1e-5  # audio of a batched row vs the same row alone (float32 samples, |x| <= 1)
+
+def audio(chunks) -> list[np.ndarray]:
+    """The samples of engine chunks (a sentence's last chunk carries its words too)."""
+    return [chunk_parts(c)[0] for c in chunks]
 
 
 def p(**kw) -> SynthesisParams:
@@ -54,7 +58,7 @@ def solo(engine, voices, item, end_at=None):
     stream = open_stream(engine, voices, item, end_at)
     chunks = []
     while (chunk := stream.step()) is not None:
-        chunks.append(chunk)
+        chunks.append(chunk_parts(chunk)[0])
     return stream.gpt.ids[0].tolist(), chunks
 
 
@@ -69,7 +73,7 @@ def run_joined(engine, plan, interrupt_every=3):
             out = engine.batcher.advance(live, lambda steps=steps: next(steps, None) is None)
             for stream, chunk in out.items():
                 if chunk is not None:
-                    chunks[stream].append(chunk)
+                    chunks[stream].append(chunk_parts(chunk)[0])
         turn += 1
     return chunks
 
@@ -136,7 +140,7 @@ def test_windowed_vocoder_equals_coqui_full_re_decode(engine, voices):
     voice = voices["low"]
     params = SynthesisParams(top_k=50, seed=11, min_new_tokens=38, max_new_tokens=38,
                              stream_chunk_size=3)
-    ours = list(engine.stream("A long sentence for the vocoder.", voice, "en", params))
+    ours = audio(engine.stream("A long sentence for the vocoder.", voice, "en", params))
     torch.manual_seed(11)
     theirs = [c.numpy() for c in engine.model.inference_stream(
         "A long sentence for the vocoder.", "en", torch.from_numpy(voice["gpt_cond_latent"]),
@@ -161,7 +165,7 @@ def test_scheduler_batches_sampled_requests_arriving_at_different_times(engine, 
     results: dict[int, np.ndarray] = {}
 
     def read(i, handle):
-        results[i] = np.concatenate(list(handle.chunks()))
+        results[i] = np.concatenate(audio(handle.chunks()))
 
     threads = []
     for i, (text, voice, params) in enumerate(ITEMS):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from voxline.engines.base import Engine, SynthesisParams, Utterance
+from voxline.engines.base import Engine, SynthesisParams, Utterance, chunk_parts
 from voxline.scheduler import Scheduler
 
 pytestmark = pytest.mark.slow
@@ -25,9 +25,13 @@ REQUESTS = [
      SynthesisParams(top_k=1, seed=4, min_new_tokens=9, max_new_tokens=9, speed=1.3)),
 ]
 
+def audio(chunks) -> list[np.ndarray]:
+    """The samples of engine chunks (a sentence's last chunk carries its words too)."""
+    return [chunk_parts(c)[0] for c in chunks]
+
 
 def solo(engine, voices, text, voice, params):
-    return np.concatenate(list(engine.stream(text, voices[voice], "en", params)))
+    return np.concatenate(audio(engine.stream(text, voices[voice], "en", params)))
 
 
 def utterances(voices, text, voice, params):
@@ -35,7 +39,7 @@ def utterances(voices, text, voice, params):
 
 
 def collect(handle, out, key):
-    out[key] = np.concatenate(list(handle.chunks()))
+    out[key] = np.concatenate(audio(handle.chunks()))
 
 
 def collect_all(handles) -> dict[int, np.ndarray]:
@@ -82,8 +86,8 @@ def test_cancelling_one_request_leaves_the_others_exact(engine, voices):
 
 def test_chunk_schedule_is_continuous_against_one_full_decode(engine, voices):
     text, voice, params = REQUESTS[0]
-    scheduled = list(engine.stream(text, voices[voice], "en", params))  # 4, 10, 10, 6 tokens
-    whole = list(engine.stream(text, voices[voice], "en",
+    scheduled = audio(engine.stream(text, voices[voice], "en", params))  # 4, 10, 10, 6 tokens
+    whole = audio(engine.stream(text, voices[voice], "en",
                                SynthesisParams(**{**params.__dict__, "stream_chunk_size": 1000})))
     assert len(scheduled) == 4 and len(whole) == 1
     a, b = np.concatenate(scheduled), whole[0]
