@@ -189,6 +189,15 @@ LAYERS = [
     # Installs on an Asterisk host in seconds: HTTP to the server only.
     Layer("telephony", ("telephony/**/*.py",), ("torch", "voxline.server")),
 ]
+# The one place the HTTP door meets sessions.
+WEBSOCKET_ADAPTER = "voxline/server/realtime_ws.py"
+
+
+def test_only_the_websocket_adapter_joins_http_and_sessions():
+    others = tuple(str(p.relative_to(ROOT)) for p in sorted(ROOT.glob("voxline/server/**/*.py"))
+                   if str(p.relative_to(ROOT)) != WEBSOCKET_ADAPTER)
+    layer = Layer("server", others, ("voxline.realtime",))
+    assert not layer.violations(), "\n".join(layer.violations())
 @pytest.mark.parametrize("layer", LAYERS, ids=[layer.name for layer in LAYERS])
 def test_layer_imports_nothing_from_above(layer):
     assert not layer.violations(), "\n".join(layer.violations())

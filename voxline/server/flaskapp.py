@@ -7,7 +7,6 @@ from typing import cast
 
 from flask import Flask, current_app
 
-from voxline.realtime.session import SessionLimit
 from voxline.server.auth import KeyRing
 from voxline.synthesis.services import Services
 
@@ -17,7 +16,6 @@ class VoxlineApp(Flask):
 
     services: Services
     keys: KeyRing
-    sessions: SessionLimit
 
 
 def app_services() -> Services:
@@ -27,7 +25,3 @@ def app_services() -> Services:
 
 def app_keys() -> KeyRing:
     return cast(VoxlineApp, current_app).keys
-
-
-def app_sessions() -> SessionLimit:
-    return cast(VoxlineApp, current_app).sessions

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 
-from flask import Blueprint, request
+from flask import Blueprint, Flask, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
@@ -24,17 +24,15 @@ from voxline.realtime.session import (
 )
 from voxline.realtime.synth import Synthesis
 from voxline.server.auth import SYNTHESIS
-from voxline.server.flaskapp import VoxlineApp, app_keys, app_services, app_sessions
+from voxline.server.flaskapp import app_keys, app_services
 from voxline.synthesis.services import Services
 
 logger = logging.getLogger(__name__)
-bp = Blueprint("realtime", __name__)
-sock = Sock()
+PATH = "/v1/audio/speech/stream"
 CLOSE_RESTART = 1012  # RFC 6455 "service restart": the client should reconnect
 POLL_S = 0.25  # how often the reader looks up from the socket (idle and close checks)
 
 
-@bp.before_request
 def _authorise() -> None:
     """Bearer header, or `?api_key=` for browsers (they cannot set websocket headers)."""
     authorization = request.headers.get("Authorization")
@@ -45,12 +43,11 @@ def _authorise() -> None:
     app_services().require_ready()
 
 
-@sock.route("/v1/audio/speech/stream", bp=bp)
-def speech_stream(ws) -> None:
+def speech_stream(ws, services: Services, limit: SessionLimit) -> None:
     """Serve one session; no exception ever leaves this function (flask-sock would write an
     HTTP 500 onto the upgraded socket): an unexpected one closes the session with 1011."""
     try:
-        _session(ws, app_services(), app_sessions())
+        _session(ws, services, limit)
     except ConnectionClosed:
         pass
     except Exception:
@@ -121,12 +118,21 @@ def _close(ws, code: int, reason: str) -> None:
         pass
 
 
-def init_app(app: VoxlineApp, services: Services) -> None:
-    """Register the route with keepalive pings and the session limit from the settings."""
+def init_app(app: Flask, services: Services) -> None:
+    """Register the route, with keepalive pings and this app's session limit, for `services`
+    (given here, not looked up per request)."""
     settings = services.settings
     app.config["SOCK_SERVER_OPTIONS"] = {
         "ping_interval": settings.session_ping_s or None,
         "max_message_size": MAX_MESSAGE_BYTES,
     }
-    app.sessions = SessionLimit(settings.session_max)
+    limit = SessionLimit(settings.session_max)
+    bp = Blueprint("realtime", __name__)
+    bp.before_request(_authorise)
+    sock = Sock()
+
+    @sock.route(PATH, bp=bp)
+    def speech(ws) -> None:
+        speech_stream(ws, services, limit)
+
     app.register_blueprint(bp)
