@@ -173,13 +173,14 @@ def test_words_are_highlighted_in_order_as_they_play(server, browser):
     browser.find_element("id", "speak-button").click()
     played = wait_for(
         browser,
-        lambda s: s["done"] is not None and s["words"]
-        and s["playedMs"] >= s["words"][-1]["end_ms"],
+        lambda s: (
+            s["done"] is not None and s["words"] and s["playedMs"] >= s["words"][-1]["end_ms"]
+        ),
         30,
         "playback past the last word",
     )
     words = played["words"]
-    spoken = [SHORT_TEXT[w["text_start"]:w["text_end"]] for w in words]
+    spoken = [SHORT_TEXT[w["text_start"] : w["text_end"]] for w in words]
     assert SHORT_TEXT.split() == spoken
     # Every word was highlighted once, in text order, as its audio began on the playback clock.
     highlights = played["highlights"]
@@ -216,8 +217,8 @@ def test_stop_shows_the_words_heard(server, browser):
     words = stopped["words"]
     played = [w for w in words if w["end_ms"] <= heard["playedMs"]]
     assert heard["words"] == played and len(played) >= 7
-    assert text.split() == [LONG_TEXT[w["text_start"]:w["text_end"]] for w in played]
-    assert LONG_TEXT[played[-1]["text_end"]:].strip()  # stopped mid-sentence, words were left
+    assert text.split() == [LONG_TEXT[w["text_start"] : w["text_end"]] for w in played]
+    assert LONG_TEXT[played[-1]["text_end"] :].strip()  # stopped mid-sentence, words were left
     following = words[len(played)] if len(words) > len(played) else None
     assert following is None or following["end_ms"] > heard["playedMs"]
     assert heard["playedMs"] <= stopped["samples"] * 1000 / rate
@@ -229,7 +230,7 @@ def test_stop_shows_the_words_heard(server, browser):
     spans = browser.find_elements("css selector", "#transcript span")
     classes = [span.get_attribute("class") for span in spans]
     assert classes[: len(played)] == ["played"] * len(played)
-    assert set(classes[len(played) + 1:]) <= {""}  # not played; the next one may be cut
+    assert set(classes[len(played) + 1 :]) <= {""}  # not played; the next one may be cut
     assert classes[len(played)] in ("", "cut")
     assert browser_errors(browser) == []
 
