@@ -167,8 +167,18 @@ def played_at(schedule: list[list[float]], audio_time: float) -> float:
     return ms + min((audio_time - start) * 1000, length)
 
 
-def test_words_are_highlighted_in_order_as_they_play(server, browser):
+@pytest.mark.parametrize("audio_format", ["pcm", "ulaw"])
+def test_words_are_highlighted_in_order_as_they_play(server, browser, audio_format):
+    from selenium.webdriver.support.ui import Select
+
     open_page(browser, server.url)
+    Select(browser.find_element("id", "format")).select_by_value(audio_format)
+    session = wait_for(
+        browser,
+        lambda s: s["session"]["format"] == audio_format,
+        10,
+        "the session to take the format",
+    )["session"]
     set_text(browser, SHORT_TEXT)
     browser.find_element("id", "speak-button").click()
     played = wait_for(
@@ -182,12 +192,20 @@ def test_words_are_highlighted_in_order_as_they_play(server, browser):
     words = played["words"]
     spoken = [SHORT_TEXT[w["text_start"] : w["text_end"]] for w in words]
     assert SHORT_TEXT.split() == spoken
+    # The playback clock: every chunk decoded, on the context's timeline end to end.
+    schedule = played["schedule"]
+    assert [chunk[0] for chunk in schedule[1:]] == pytest.approx(
+        [ms + length for ms, _, length in schedule[:-1]]
+    )
+    assert sum(length for _, _, length in schedule) == pytest.approx(
+        played["samples"] * 1000 / session["sample_rate"]
+    )
     # Every word was highlighted once, in text order, as its audio began on the playback clock.
     highlights = played["highlights"]
     assert [h["index"] for h in highlights] == list(range(len(words)))
     assert [h["text_start"] for h in highlights] == sorted(w["text_start"] for w in words)
     for highlight in highlights:
-        at = played_at(played["schedule"], highlight["audioTime"])
+        at = played_at(schedule, highlight["audioTime"])
         assert at == pytest.approx(highlight["playedMs"], abs=0.01)
         assert 0 <= at - highlight["start_ms"] <= 100, highlight
     # The page shows the text sent, each word a span, all of them played now.
