@@ -182,7 +182,7 @@ class Transcript {
     this.spans = [];    // the span of each word (words spoken from one text span share it)
     this.current = -1;  // the word playing now
     this.cut = -1;      // the word Stop cut short
-    this.playedMs = -1;
+    this.played = 0;    // how many words have played to their end
     this.element.replaceChildren();
   }
 
@@ -219,17 +219,16 @@ class Transcript {
 
   /** Follows playback to `playedMs`; returns the index of the word that began playing, or -1. */
   follow(playedMs) {
-    this.playedMs = playedMs;
-    const before = this.current;
-    this.current = -1;
-    for (let i = this.words.length - 1; i >= 0; i--) {
-      if (this.words[i].start_ms <= playedMs) {
-        if (playedMs < this.words[i].end_ms) this.current = i;
-        break;
-      }
-    }
+    let played = this.played;
+    while (played < this.words.length && this.words[played].end_ms <= playedMs) played++;
+    const next = this.words[played];
+    const current = next && next.start_ms <= playedMs ? played : -1;
+    if (played === this.played && current === this.current) return -1;
+    const began = current !== this.current ? current : -1;
+    this.played = played;
+    this.current = current;
     this.mark();
-    return this.current !== before ? this.current : -1;
+    return began;
   }
 
   /** Playback stopped at `playedMs`: nothing plays now, the word playing then was cut. */
@@ -242,9 +241,7 @@ class Transcript {
 
   mark() {
     for (const span of this.spans) span.classList.remove("played", "current", "cut");
-    this.words.forEach((word, i) => {
-      if (word.end_ms <= this.playedMs) this.spans[i].classList.add("played");
-    });
+    for (let i = 0; i < this.played; i++) this.spans[i].classList.add("played");
     if (this.current >= 0) this.spans[this.current].classList.add("current");
     if (this.cut >= 0) this.spans[this.cut].classList.add("cut");
   }
@@ -476,7 +473,8 @@ function stop() {
   stats.stoppedAt = performance.now();
   if (typing) typing.stopped = true;
   send({ type: "context.cancel", context_id: stats.contextId });
-  const playedMs = clock.positionAt(player.heardTime());
+  // Audio the context rendered before the Stop still reaches the ear: count up to currentTime.
+  const playedMs = clock.positionAt(player.context.currentTime);
   player.stop();
   showHeard(playedMs);
   $("stop-button").disabled = true;
