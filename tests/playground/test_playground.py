@@ -253,6 +253,42 @@ def test_stop_shows_the_words_heard(server, browser):
     assert browser_errors(browser) == []
 
 
+def test_transcript_and_clock_on_made_up_words(server, browser):
+    """Words spoken from one span of text share it ("$5": "five dollars"); a late chunk leaves
+    a gap in which the playback clock waits."""
+    open_page(browser, server.url)
+    result = browser.execute_script("""
+        const view = new Transcript(document.createElement("p"));
+        view.append("Pay $5 now.");
+        view.addWords([
+          {word: "Pay", start_ms: 0, end_ms: 200, text_start: 0, text_end: 3},
+          {word: "five", start_ms: 200, end_ms: 400, text_start: 4, text_end: 6},
+          {word: "dollars", start_ms: 400, end_ms: 700, text_start: 4, text_end: 6},
+          {word: "now", start_ms: 750, end_ms: 900, text_start: 7, text_end: 11},
+        ]);
+        const began = [100, 250, 450, 720, 800, 950].map((ms) => view.follow(ms));
+        const end = view.element.innerHTML;
+        view.reset();
+        view.append("Pay $5 now.");
+        view.addWords([{word: "Pay", start_ms: 0, end_ms: 200, text_start: 0, text_end: 3}]);
+        view.follow(150);
+        const playing = view.element.innerHTML;
+        const clock = new PlaybackClock([]);
+        clock.add(0, 1.0, 500);
+        clock.add(500, 2.0, 500);  // arrived late: 0.5 s of silence before it
+        const clockMs = [0.9, 1.0, 1.25, 1.5, 1.9, 2.0, 2.25, 3.0].map((t) => clock.positionAt(t));
+        return {began, end, playing, clockMs};
+    """)
+    assert result["began"] == [0, 1, 2, -1, 3, -1]
+    assert result["playing"] == '<span class="current">Pay</span> $5 now.'
+    assert result["end"] == (
+        '<span class="played">Pay</span> <span class="played">$5</span> '
+        '<span class="played">now.</span>'
+    )
+    assert result["clockMs"] == pytest.approx([-1, 0, 250, 500, 500, 500, 750, 1000])
+    assert browser_errors(browser) == []
+
+
 API_KEY = "playground-api-key-01"
 ADMIN_KEY = "playground-admin-key-01"
 
