@@ -160,6 +160,135 @@ def test_stop_silences_within_200_ms_and_cancels_the_context(server, browser):
     assert browser_errors(browser) == []
 
 
+def played_at(schedule: list[list[float]], audio_time: float) -> float:
+    """The context's ms playing at `audio_time`, recomputed from the chunks the page scheduled."""
+    started = [(ms, start, length) for ms, start, length in schedule if start <= audio_time]
+    ms, start, length = max(started, key=lambda chunk: chunk[1])
+    return ms + min((audio_time - start) * 1000, length)
+
+
+@pytest.mark.parametrize("audio_format", ["pcm", "ulaw"])
+def test_words_are_highlighted_in_order_as_they_play(server, browser, audio_format):
+    from selenium.webdriver.support.ui import Select
+
+    open_page(browser, server.url)
+    Select(browser.find_element("id", "format")).select_by_value(audio_format)
+    session = wait_for(
+        browser,
+        lambda s: s["session"]["format"] == audio_format,
+        10,
+        "the session to take the format",
+    )["session"]
+    set_text(browser, SHORT_TEXT)
+    browser.find_element("id", "speak-button").click()
+    played = wait_for(
+        browser,
+        lambda s: (
+            s["done"] is not None and s["words"] and s["playedMs"] >= s["words"][-1]["end_ms"]
+        ),
+        30,
+        "playback past the last word",
+    )
+    words = played["words"]
+    spoken = [SHORT_TEXT[w["text_start"] : w["text_end"]] for w in words]
+    assert SHORT_TEXT.split() == spoken
+    # The playback clock: every chunk decoded, on the context's timeline end to end.
+    schedule = played["schedule"]
+    assert [chunk[0] for chunk in schedule[1:]] == pytest.approx(
+        [ms + length for ms, _, length in schedule[:-1]]
+    )
+    assert sum(length for _, _, length in schedule) == pytest.approx(
+        played["samples"] * 1000 / session["sample_rate"]
+    )
+    # Every word was highlighted once, in text order, as its audio began on the playback clock.
+    highlights = played["highlights"]
+    assert [h["index"] for h in highlights] == list(range(len(words)))
+    assert [h["text_start"] for h in highlights] == sorted(w["text_start"] for w in words)
+    for highlight in highlights:
+        at = played_at(schedule, highlight["audioTime"])
+        assert at == pytest.approx(highlight["playedMs"], abs=0.01)
+        assert 0 <= at - highlight["start_ms"] <= 100, highlight
+    # The page shows the text sent, each word a span, all of them played now.
+    transcript = browser.find_element("id", "transcript")
+    assert transcript.text == SHORT_TEXT
+    spans = transcript.find_elements("css selector", "span")
+    assert [span.text for span in spans] == spoken
+    assert all(span.get_attribute("class") == "played" for span in spans)
+    assert browser_errors(browser) == []
+
+
+def test_stop_shows_the_words_heard(server, browser):
+    session = open_page(browser, server.url)
+    rate = session["session"]["sample_rate"]
+    browser.find_element("id", "llm-mode").click()
+    set_text(browser, LONG_TEXT)
+    browser.find_element("id", "speak-button").click()
+    wait_for(browser, lambda s: len(s["highlights"]) >= 8, 30, "eight words played")
+    time.sleep(0.11)  # most likely mid-word
+    browser.find_element("id", "stop-button").click()
+    stopped = wait_for(browser, lambda s: s["cancelled"] is not None, 5, "the cancel ack")
+    heard = stopped["heard"]
+    text = heard["text"]
+    # A prefix of the input that ends at a word boundary, and it holds exactly the words played.
+    assert text and LONG_TEXT.startswith(text)
+    assert not text[-1].isspace() and LONG_TEXT[len(text)].isspace()
+    words = stopped["words"]
+    played = [w for w in words if w["end_ms"] <= heard["playedMs"]]
+    assert heard["words"] == played and len(played) >= 7
+    assert text.split() == [LONG_TEXT[w["text_start"] : w["text_end"]] for w in played]
+    assert LONG_TEXT[played[-1]["text_end"] :].strip()  # stopped mid-sentence, words were left
+    following = words[len(played)] if len(words) > len(played) else None
+    assert following is None or following["end_ms"] > heard["playedMs"]
+    assert heard["playedMs"] <= stopped["samples"] * 1000 / rate
+    # The page shows it, and the server, which sent more than was played, heard no less.
+    assert browser.find_element("id", "heard").text == text
+    ack = stopped["cancelled"]
+    assert ack["heard_text"].startswith(text) and LONG_TEXT.startswith(ack["heard_text"])
+    assert all(w["end_ms"] <= ack["audio_ms"] for w in ack["words"])
+    spans = browser.find_elements("css selector", "#transcript span")
+    classes = [span.get_attribute("class") for span in spans]
+    assert classes[: len(played)] == ["played"] * len(played)
+    assert set(classes[len(played) + 1 :]) <= {""}  # not played; the next one may be cut
+    assert classes[len(played)] in ("", "cut")
+    assert browser_errors(browser) == []
+
+
+def test_transcript_and_clock_on_made_up_words(server, browser):
+    """Words spoken from one span of text share it ("$5": "five dollars"); a late chunk leaves
+    a gap in which the playback clock waits."""
+    open_page(browser, server.url)
+    result = browser.execute_script("""
+        const view = new Transcript(document.createElement("p"));
+        view.append("Pay $5 now.");
+        view.addWords([
+          {word: "Pay", start_ms: 0, end_ms: 200, text_start: 0, text_end: 3},
+          {word: "five", start_ms: 200, end_ms: 400, text_start: 4, text_end: 6},
+          {word: "dollars", start_ms: 400, end_ms: 700, text_start: 4, text_end: 6},
+          {word: "now", start_ms: 750, end_ms: 900, text_start: 7, text_end: 11},
+        ]);
+        const began = [100, 250, 450, 720, 800, 950].map((ms) => view.follow(ms));
+        const end = view.element.innerHTML;
+        view.reset();
+        view.append("Pay $5 now.");
+        view.addWords([{word: "Pay", start_ms: 0, end_ms: 200, text_start: 0, text_end: 3}]);
+        view.follow(150);
+        const playing = view.element.innerHTML;
+        const clock = new PlaybackClock([]);
+        clock.add(0, 1.0, 500);
+        clock.add(500, 2.0, 500);  // arrived late: 0.5 s of silence before it
+        const clockMs = [0.9, 1.0, 1.25, 1.5, 1.9, 2.0, 2.25, 3.0].map((t) => clock.positionAt(t));
+        return {began, end, playing, clockMs};
+    """)
+    assert result["began"] == [0, 1, 2, -1, 3, -1]
+    assert result["playing"] == '<span class="current">Pay</span> $5 now.'
+    assert result["end"] == (
+        '<span class="played">Pay</span> <span class="played">$5</span> '
+        '<span class="played">now.</span>'
+    )
+    assert result["clockMs"] == pytest.approx([-1, 0, 250, 500, 500, 500, 750, 1000])
+    assert browser_errors(browser) == []
+
+
 API_KEY = "playground-api-key-01"
 ADMIN_KEY = "playground-admin-key-01"
 

@@ -20,6 +20,12 @@ const stats = (window.voxlineStats = {
   stoppedAt: null,      // performance.now() of the Stop click
   silentAfterStopMs: null, // Stop click -> the page's audio output is silent
   errors: [],           // error messages from the server
+  sentText: "",         // the context's input text as sent: what words' text_start/text_end index
+  words: [],            // the words of speech.words messages, in order
+  schedule: [],         // [context ms, AudioContext time, duration ms] of each chunk played
+  playedMs: -1,         // the context's audio heard by now, on the playback clock (-1: none yet)
+  highlights: [],       // each word as it was highlighted: the word, its index, audioTime, playedMs
+  heard: null,          // after Stop: {playedMs, words, text}, the words played before the Stop
 });
 
 const $ = (id) => document.getElementById(id);
@@ -99,8 +105,9 @@ class Player {
     if (this.context.state === "suspended") this.context.resume();
   }
 
+  /** Schedules `samples` after those already scheduled; returns their start on the audio clock. */
   play(samples, rate) {
-    if (!samples.length) return;
+    if (!samples.length) return null;
     const buffer = this.context.createBuffer(1, samples.length, rate);
     buffer.copyToChannel(samples, 0);
     const source = this.context.createBufferSource();
@@ -108,10 +115,17 @@ class Player {
     source.connect(this.analyser);
     const now = this.context.currentTime;
     if (this.nextTime < now + 0.02) this.nextTime = now + 0.05; // (re)start with a small lead
-    source.start(this.nextTime);
+    const start = this.nextTime;
+    source.start(start);
     this.nextTime += buffer.duration;
     this.sources.add(source);
     source.onended = () => this.sources.delete(source);
+    return start;
+  }
+
+  /** The audio clock's time of what the listener hears now (the output's latency taken off). */
+  heardTime() {
+    return this.context.currentTime - (this.context.outputLatency || 0);
   }
 
   stop() {
@@ -133,9 +147,111 @@ class Player {
   }
 }
 
+// ---- Words: the text as it plays ----------------------------------------------------------
+
+/** Maps the audio clock to the context's timeline, chunk by chunk: a late chunk leaves a gap. */
+class PlaybackClock {
+  constructor(marks) {
+    this.marks = marks; // [context ms, audio clock start, duration ms], in playing order
+  }
+
+  add(contextMs, start, durationMs) {
+    this.marks.push([contextMs, start, durationMs]);
+  }
+
+  /** Milliseconds of the context played at audio clock `time`; -1 before its first sample. */
+  positionAt(time) {
+    for (let i = this.marks.length - 1; i >= 0; i--) {
+      const [contextMs, start, durationMs] = this.marks[i];
+      if (start <= time) return contextMs + Math.min((time - start) * 1000, durationMs);
+    }
+    return -1;
+  }
+}
+
+/** The sent text with a span per word spoken; marks the words played and the one playing. */
+class Transcript {
+  constructor(element) {
+    this.element = element;
+    this.reset();
+  }
+
+  reset() {
+    this.text = "";
+    this.words = [];
+    this.spans = [];    // the span of each word (words spoken from one text span share it)
+    this.current = -1;  // the word playing now
+    this.cut = -1;      // the word Stop cut short
+    this.played = 0;    // how many words have played to their end
+    this.element.replaceChildren();
+  }
+
+  append(text) {
+    this.text += text;
+    this.render();
+  }
+
+  addWords(words) {
+    this.words.push(...words);
+    this.render();
+  }
+
+  render() {
+    const nodes = [];
+    this.spans = [];
+    let cursor = 0;
+    for (const word of this.words) {
+      const shared = this.spans.length && word.text_start < cursor; // e.g. "$5": "five dollars"
+      if (shared) {
+        this.spans.push(this.spans[this.spans.length - 1]);
+        continue;
+      }
+      const span = document.createElement("span");
+      span.textContent = this.text.slice(word.text_start, word.text_end);
+      nodes.push(this.text.slice(cursor, word.text_start), span);
+      this.spans.push(span);
+      cursor = word.text_end;
+    }
+    nodes.push(this.text.slice(cursor));
+    this.element.replaceChildren(...nodes);
+    this.mark();
+  }
+
+  /** Follows playback to `playedMs`; returns the index of the word that began playing, or -1. */
+  follow(playedMs) {
+    let played = this.played;
+    while (played < this.words.length && this.words[played].end_ms <= playedMs) played++;
+    const next = this.words[played];
+    const current = next && next.start_ms <= playedMs ? played : -1;
+    if (played === this.played && current === this.current) return -1;
+    const began = current !== this.current ? current : -1;
+    this.played = played;
+    this.current = current;
+    this.mark();
+    return began;
+  }
+
+  /** Playback stopped at `playedMs`: nothing plays now, the word playing then was cut. */
+  stop(playedMs) {
+    this.follow(playedMs);
+    this.cut = this.current;
+    this.current = -1;
+    this.mark();
+  }
+
+  mark() {
+    for (const span of this.spans) span.classList.remove("played", "current", "cut");
+    for (let i = 0; i < this.played; i++) this.spans[i].classList.add("played");
+    if (this.current >= 0) this.spans[this.current].classList.add("current");
+    if (this.cut >= 0) this.spans[this.cut].classList.add("cut");
+  }
+}
+
 // ---- The session --------------------------------------------------------------------------
 
 const player = new Player();
+const transcript = new Transcript($("transcript"));
+let clock = new PlaybackClock(stats.schedule);
 let socket = null;
 let contextCount = 0;
 let decoder = null;
@@ -200,6 +316,11 @@ const handlers = {
     if (stats.stoppedAt !== null) return;
     onAudio(base64Bytes(msg.audio));
   },
+  "speech.words": (msg) => {
+    if (msg.context_id !== stats.contextId || stats.stoppedAt !== null) return;
+    stats.words.push(...msg.words);
+    transcript.addWords(msg.words);
+  },
   "speech.segment": (msg) => {
     if (msg.context_id !== stats.contextId || stats.stoppedAt !== null) return;
     stats.segments.push(msg);
@@ -214,9 +335,9 @@ const handlers = {
   "context.cancelled": (msg) => {
     if (msg.context_id !== stats.contextId) return;
     stats.cancelled = msg;
-    const heard = (msg.segments || []).map((s) => s.text).join(" ");
+    const sent = msg.heard_text ?? (msg.segments || []).map((s) => s.text).join(" ");
     $("result").textContent = `stopped after ${msg.audio_ms.toFixed(0)} ms sent` +
-      (heard ? ` (covering: “${heard}”)` : "");
+      (sent ? ` (covering: “${sent}”)` : "");
     finishUtterance();
   },
   error: (msg) => {
@@ -243,7 +364,31 @@ function onAudio(bytes) {
   for (const v of samples) stats.peak = Math.max(stats.peak, Math.abs(v));
   const rate = stats.session.sample_rate;
   $("audio-received").textContent = `${(stats.samples / rate).toFixed(2)} s (${stats.deltas} deltas)`;
-  player.play(samples, rate);
+  const start = player.play(samples, rate);
+  if (start !== null) {
+    clock.add((stats.samples - samples.length) * 1000 / rate, start, samples.length * 1000 / rate);
+  }
+}
+
+/** Highlights the word playing now (run on a timer while a context is spoken). */
+function followPlayback() {
+  if (!player.context || !stats.contextId || stats.stoppedAt !== null) return;
+  const audioTime = player.heardTime();
+  const playedMs = clock.positionAt(audioTime);
+  stats.playedMs = playedMs;
+  const index = transcript.follow(playedMs);
+  if (index < 0) return;
+  const word = stats.words[index];
+  stats.highlights.push({ ...word, index, audioTime, playedMs });
+}
+
+/** After Stop: the words whose audio the page played to their end, and the text up to them. */
+function showHeard(playedMs) {
+  const words = stats.words.filter((word) => word.end_ms <= playedMs);
+  const end = words.length ? words[words.length - 1].text_end : 0;
+  stats.heard = { playedMs, words, text: stats.sentText.slice(0, end) };
+  transcript.stop(playedMs);
+  $("heard").textContent = stats.heard.text || (stats.words.length ? "nothing" : "– (no word timings)");
 }
 
 function showSegment(msg, cut) {
@@ -262,10 +407,13 @@ function resetUtterance(contextId) {
   Object.assign(stats, {
     contextId, deltas: 0, samples: 0, peak: 0, outputPeak: 0, firstAudioMs: null, textEndMs: null,
     segments: [], done: null, cancelled: null, deltasAfterCancel: 0, stoppedAt: null,
-    silentAfterStopMs: null,
+    silentAfterStopMs: null, sentText: "", words: [], schedule: [], playedMs: -1,
+    highlights: [], heard: null,
   });
   decoder = new Decoder(stats.session.format);
-  for (const id of ["first-audio", "audio-received", "result"]) $(id).textContent = "–";
+  clock = new PlaybackClock(stats.schedule);
+  transcript.reset();
+  for (const id of ["first-audio", "audio-received", "result", "heard"]) $(id).textContent = "–";
   $("segments").replaceChildren();
 }
 
@@ -277,10 +425,17 @@ function tokens(text) {
 async function typeLikeAnLlm(text, contextId, wordMs, flag) {
   for (const token of tokens(text)) {
     if (flag.stopped) return;
-    send({ type: "input_text.append", text: token, context_id: contextId });
+    appendText(token, contextId);
     await new Promise((resolve) => setTimeout(resolve, wordMs * (0.5 + Math.random())));
   }
   if (!flag.stopped) endText(contextId);
+}
+
+function appendText(text, contextId) {
+  send({ type: "input_text.append", text, context_id: contextId });
+  if (contextId !== stats.contextId) return;
+  stats.sentText += text;
+  transcript.append(text);
 }
 
 function endText(contextId) {
@@ -308,7 +463,7 @@ function speak() {
     typing = { stopped: false };
     typeLikeAnLlm(text, contextId, Number($("word-ms").value) || 0, typing);
   } else {
-    send({ type: "input_text.append", text, context_id: contextId });
+    appendText(text, contextId);
     endText(contextId);
   }
 }
@@ -318,7 +473,10 @@ function stop() {
   stats.stoppedAt = performance.now();
   if (typing) typing.stopped = true;
   send({ type: "context.cancel", context_id: stats.contextId });
+  // Audio the context rendered before the Stop still reaches the ear: count up to currentTime.
+  const playedMs = clock.positionAt(player.context.currentTime);
   player.stop();
+  showHeard(playedMs);
   $("stop-button").disabled = true;
 }
 
@@ -396,6 +554,7 @@ function start() {
   for (const id of ["voice", "language", "format", "sample-rate"]) {
     $(id).addEventListener("change", updateSession);
   }
+  setInterval(followPlayback, 10);
   loadAndConnect();
 }
 
