@@ -85,3 +85,19 @@ def test_cancel_reports_the_words_heard_and_the_text_up_to_them(serve):
     if ack["words"]:
         assert ack["heard_text"].endswith(text[ack["words"][-1]["text_start"]:
                                                ack["words"][-1]["text_end"]])
+
+
+def test_a_client_that_says_how_much_it_played_gets_the_words_it_played(serve):
+    client = serve(FakeEngine(n_chunks=4, chunk_len=12000)).connect()
+    client.recv()
+    text = "One two three four five six seven eight nine ten."
+    client.send("input_text.append", text=text)
+    client.send("input_text.end")
+    client.until("speech.words")  # all of this sentence's words: the audio is all sent
+    client.send("context.cancel", played_ms=500)
+    ack = client.until("context.cancelled")[-1]
+    assert ack["audio_ms"] > 500
+    assert ack["words"] and all(w["end_ms"] <= 500 for w in ack["words"])
+    assert text.startswith(ack["heard_text"]) and len(ack["heard_text"]) < len(text)
+    client.send("context.cancel", played_ms=-1)
+    assert client.recv()["error"]["code"] == "invalid_parameter"

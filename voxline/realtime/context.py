@@ -126,15 +126,20 @@ class Context:
             self.ended = True
             self._cond.notify_all()
 
-    def cancel(self) -> dict[str, Any]:
-        """Stop at once (owner's lock held): nothing of this context is sent after this."""
+    def cancel(self, played_ms: float | None = None) -> dict[str, Any]:
+        """Stop at once (owner's lock held): nothing of this context is sent after this.
+
+        Heard words end by the audio sent, or by `played_ms` when the client says how much it
+        played (a client that buffers ahead knows better than the server)."""
         self.cancelled = True
         with self._cond:
             self._cond.notify_all()
         self._ready.put(None)  # wakes a player waiting for its next segment
         summary = self.summary()
         if self.settings.word_timestamps:
-            heard = [w for w in summary["words"] if w["end_ms"] <= summary["audio_ms"]]
+            limit = summary["audio_ms"] if played_ms is None else min(played_ms,
+                                                                      summary["audio_ms"])
+            heard = [w for w in summary["words"] if w["end_ms"] <= limit]
             summary["words"] = heard
             summary["heard_text"] = self._input[: heard[-1]["text_end"]] if heard else ""
         return summary

@@ -172,10 +172,14 @@ class Session:
 
     def _cancel(self, message: dict) -> None:
         context_id = _context_id(message)
+        played = message.get("played_ms")
+        if played is not None and (isinstance(played, bool) or not isinstance(
+                played, (int, float)) or played < 0):
+            raise SessionError("invalid_parameter", "played_ms must be a number >= 0")
         with self.lock:
             context = self.contexts.pop(context_id, None)
             summary = (
-                context.cancel()
+                context.cancel(played)
                 if context
                 else {"context_id": context_id, "audio_ms": 0, "segments": []}
             )
