@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 from fake_asterisk import FakeAsterisk, default_responder
 from stub_tts import tone_words
 
+from telephony.voxagi.client import TtsError, build_timed_body, read_timed
 from telephony.voxagi.config import Settings
 from telephony.voxagi.heard import heard_end, heard_text
 from telephony.voxagi.speak import run_call
@@ -139,3 +143,37 @@ def test_cached_prompt_keeps_its_words(stub, tmp_path):
         # 5000 samples = 625 ms: "Cached" ends at 360 ms, "prompts" at 840 ms.
         assert fake.variables()["VOXLINE_HEARD"] == "Cached"
     assert len(stub.requests) == 1
+
+
+def test_timed_answer_is_checked():
+    audio = base64.b64encode(b"\xff" * 80).decode()
+    good = {"audio": audio, "format": "ulaw", "sample_rate": 8000, "words": WORDS}
+    assert read_timed([json.dumps(good).encode()]) == (b"\xff" * 80, WORDS)
+    bad = [
+        b"<html>",
+        json.dumps({**good, "audio": "not base64!"}).encode(),
+        json.dumps({"audio": audio}).encode(),
+        json.dumps({**good, "words": [{"word": "x"}]}).encode(),
+        json.dumps({**good, "audio": ""}).encode(),
+    ]
+    for body in bad:
+        with pytest.raises(TtsError) as info:
+            read_timed([body[:7], body[7:]])
+        assert info.value.reason == "bad_audio", body
+
+
+def test_parameters_reach_the_timed_request_as_json_values():
+    body = json.loads(
+        build_timed_body("Hi.", "joe", "en", "speed=1.1&seed=3&cache=false", "ulaw", 8000)
+    )
+    assert body == {
+        "text": "Hi.",
+        "language": "en",
+        "format": "ulaw",
+        "sample_rate": 8000,
+        "timestamps": True,
+        "speaker": "joe",
+        "speed": 1.1,
+        "seed": 3,
+        "cache": False,
+    }
