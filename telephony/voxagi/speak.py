@@ -106,7 +106,9 @@ def speak(channel: AgiChannel, settings: Settings, text: str) -> Outcome:
     try:
         for index in range(len(sentences)):
             # What the caller heard should this sentence fail: the sentences before it.
-            before = Outcome(ERROR, "", "", heard_text(text, sentences, index), round(played_ms))
+            before = Outcome(
+                ERROR, heard=heard_text(text, sentences, index), heard_ms=round(played_ms)
+            )
             try:
                 prompt = pending.wait(channel)
             except TtsError as exc:
@@ -118,7 +120,9 @@ def speak(channel: AgiChannel, settings: Settings, text: str) -> Outcome:
             played_ms += position_ms
             if reply.result > 0:
                 heard = heard_text(text, sentences, index, prompt.words, position_ms)
-                return Outcome(INTERRUPTED, chr(reply.result), "", heard, round(played_ms))
+                return Outcome(
+                    INTERRUPTED, chr(reply.result), heard=heard, heard_ms=round(played_ms)
+                )
             if reply.result < 0:
                 channel.hangup_pending(0.05)
                 if channel.hung_up:
