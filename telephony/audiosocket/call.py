@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from telephony.voxagi.client import PCM_TYPES, TtsError, TtsRequest, build_query
 from telephony.voxagi.config import Settings
+from telephony.voxagi.heard import heard_end
 
 from .protocol import FRAME_BYTES, FRAME_MS, KIND_HANGUP, KIND_SLIN, encode
 from .session import CLIENT_TYPES, SessionBridge, session_settings
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 SILENCE = bytes(FRAME_BYTES)
 _MAX_EVENTS = 1000
 _RESYNC_S = 0.2
+_EVENT_FIELDS = ("seq", "time", "type")  # what every event carries
 
 
 @dataclass
@@ -87,9 +89,13 @@ class Call:
             self._lock.notify_all()
         return utterance.id
 
-    def session_message(self, message: dict) -> None:
+    def session_message(self, message: dict) -> dict[str, object] | None:
         """Forward a realtime session message (append / flush / end / cancel) to the server;
-        its audio plays in context order after what is queued, its replies become events."""
+        its audio plays in context order after what is queued, its replies become events.
+
+        A cancel waits for the server's `context.cancelled` and returns it, narrowed to what
+        the caller heard (None if it does not come within the first-byte timeout).
+        """
         kind = message.get("type")
         if kind not in CLIENT_TYPES:
             raise ValueError(f"type must be one of {', '.join(CLIENT_TYPES)}")
@@ -106,7 +112,12 @@ class Call:
                 self._stop_context(segment)
             elif kind == "input_text.append" and segment is not None:
                 segment.utterance.text += str(message.get("text") or "")
+            since = self._event_seq
         session.send(message)
+        if kind != "context.cancel":
+            return None
+        wait = self.settings.first_byte_timeout
+        return self._wait_event("context.cancelled", context_id, since, wait)
 
     def flush(self) -> int:
         """Stop speaking at once and drop everything queued (barge-in); returns the count."""
@@ -141,6 +152,23 @@ class Call:
                 self._lock.wait(left)
             count = max(0, min(self._event_seq - since, len(self._events)))
             return self._events[len(self._events) - count :], self._event_seq
+
+    def _wait_event(
+        self, kind: str, context_id: str, since: int, wait: float
+    ) -> dict[str, object] | None:
+        """The first `kind` event of a context after event `since`, waiting up to `wait` s;
+        its fields without seq, time and type."""
+        deadline = time.monotonic() + wait
+        with self._lock:
+            while True:
+                newer = self._events[max(0, len(self._events) - (self._event_seq - since)) :]
+                for event in newer:
+                    if event["type"] == kind and event.get("context_id") == context_id:
+                        return {k: v for k, v in event.items() if k not in _EVENT_FIELDS}
+                left = deadline - time.monotonic()
+                if left <= 0 or self.closed.is_set():
+                    return None
+                self._lock.wait(left)
 
     # Asterisk side ---------------------------------------------------------------------------
     def on_dtmf(self, digit: str) -> None:
@@ -229,8 +257,8 @@ class Call:
                 segment = self._contexts.pop(str(context_id), None)
                 if segment is not None:
                     segment.complete = True
-                    if kind == "context.cancelled":  # what the caller heard, not what was sent
-                        message["played_ms"] = segment.played * FRAME_MS / FRAME_BYTES
+                    if kind == "context.cancelled":
+                        _narrow_to_played(message, segment)
             elif kind == "session.closed":
                 for segment in self._contexts.values():
                     segment.complete = True
@@ -344,3 +372,13 @@ class Call:
                     message=error.detail,
                 )
             self._lock.notify_all()
+
+
+def _narrow_to_played(ack: dict, segment: _Segment) -> None:
+    """Make a `context.cancelled` say what the caller heard, not what the server sent: the
+    audio played (`played_ms`), the words that had ended by then and the input up to them."""
+    played_ms = segment.played * FRAME_MS / FRAME_BYTES
+    ack["played_ms"] = played_ms
+    if isinstance(ack.get("words"), list):
+        ack["words"] = [w for w in ack["words"] if w["end_ms"] <= played_ms]
+        ack["heard_text"] = segment.utterance.text[: heard_end(ack["words"], played_ms)]

@@ -117,17 +117,18 @@ class _ControlHandler(BaseHTTPRequestHandler):
 
     def _session_message(self, call) -> dict[str, object]:
         """Forward one realtime session message (input_text.append / flush / end,
-        context.cancel) to the call's session on the Voxline server."""
+        context.cancel) to the call's session on the Voxline server. A cancel is answered
+        with the server's `context.cancelled`, narrowed to what the caller heard."""
         body = self._json_body()
         try:
-            call.session_message(body)
+            ack = call.session_message(body)
         except ValueError as exc:
             raise ApiError(400, "bad_message", str(exc)) from exc
         except ConnectionError as exc:
             raise ApiError(404, "no_such_call", str(exc)) from exc
         except SessionError as exc:
             raise ApiError(502, "session_unavailable", str(exc)) from exc
-        return {"sent": body["type"]}
+        return {"sent": body["type"], **(ack or {})}
 
     def _json_body(self) -> dict[str, object]:
         """The request's JSON object body."""

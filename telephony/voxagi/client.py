@@ -1,12 +1,14 @@
-"""HTTP client for the Voxline server's /tts_stream route, with separate time limits."""
+"""HTTP client for the Voxline server's /tts_stream and /tts routes, with separate time limits."""
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import threading
 import time
 import urllib.parse
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .log import get_logger
 
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
 FAILOVER_REASONS = ("unreachable", "timeout", "http_503")
 ULAW_TYPES = ("audio/pcmu", "audio/basic", "audio/x-mulaw", "audio/ulaw", "audio/mulaw")
 PCM_TYPES = ("audio/pcm", "audio/x-raw", "application/octet-stream")
+JSON_TYPES = ("application/json",)
 _CHUNK = 8192
 
 logger = get_logger(__name__)
@@ -51,8 +54,59 @@ def build_query(
     return urllib.parse.urlencode(fields)
 
 
+def build_timed_body(
+    text: str, voice: str, language: str, params: str, fmt: str, sample_rate: int
+) -> bytes:
+    """The POST /tts JSON body that asks for the audio with its word timings."""
+    fields: dict[str, object] = {"text": text, "language": language, "format": fmt}
+    fields.update({"sample_rate": sample_rate, "timestamps": True})
+    if voice:
+        fields["speaker"] = voice
+    for name, value in urllib.parse.parse_qsl(params, keep_blank_values=False):
+        fields[name] = _json_value(value)
+    return json.dumps(fields).encode("utf-8")
+
+
+def _json_value(text: str) -> object:
+    """A `name=value` parameter as JSON wants it: true/false, a number, else the text."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_timed(chunks: Iterable[bytes]) -> tuple[bytes, list[dict[str, Any]]]:
+    """The audio and words of a POST /tts answer with `timestamps: true`; TtsError if the
+    document is not one."""
+    try:
+        doc = json.loads(b"".join(chunks))
+        audio = base64.b64decode(doc["audio"], validate=True)
+        words = [_word(w) for w in doc["words"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TtsError("bad_audio", f"not a timed audio document: {exc}") from exc
+    if not audio:
+        raise TtsError("bad_audio", "empty audio")
+    return audio, words
+
+
+def _word(word: dict[str, Any]) -> dict[str, Any]:
+    """One word with the fields the telephone uses, checked for type."""
+    return {
+        "word": str(word["word"]),
+        "start_ms": float(word["start_ms"]),
+        "end_ms": float(word["end_ms"]),
+        "text_start": int(word["text_start"]),
+        "text_end": int(word["text_end"]),
+    }
+
+
 class TtsRequest:
-    """One streaming request to the first server of `url` (comma-separated) that answers.
+    """One request to the first server of `url` (comma-separated) that answers: a GET of
+    `/tts_stream?query`, or a POST of the JSON `body` to `route` when a body is given.
 
     A server that refuses, times out before the first byte or answers 503 is skipped for the
     next; once audio has started, a failure is final (the caller has heard part of it). All
@@ -68,6 +122,8 @@ class TtsRequest:
         timeout: float,
         accept_types: tuple[str, ...] = ULAW_TYPES,
         cancel: threading.Event | None = None,
+        body: bytes | None = None,
+        route: str = "/tts_stream",
     ) -> None:
         self.urls = [urllib.parse.urlsplit(u.strip()) for u in url.split(",") if u.strip()]
         self.query = query
@@ -76,6 +132,8 @@ class TtsRequest:
         self.timeout = timeout
         self.accept_types = accept_types
         self.cancel = cancel or threading.Event()
+        self.body = body
+        self.route = route
         self._conn: http.client.HTTPConnection | None = None
 
     def abort(self) -> None:
@@ -128,13 +186,18 @@ class TtsRequest:
 
         conn = self._conn = self._connection(url, deadline - time.monotonic())
         try:
-            path = (url.path.rstrip("/") or "") + "/tts_stream?" + self.query
+            path = url.path.rstrip("/") + self.route + (f"?{self.query}" if self.query else "")
             assert conn.sock is not None
             conn.sock.settimeout(
                 max(0.001, min(self.first_byte_timeout, deadline - time.monotonic()))
             )
             try:
-                conn.request("GET", path, headers={"Accept": self.accept_types[0]})
+                headers = {"Accept": self.accept_types[0]}
+                if self.body is None:
+                    conn.request("GET", path, headers=headers)
+                else:
+                    headers["Content-Type"] = "application/json"
+                    conn.request("POST", path, body=self.body, headers=headers)
                 response = conn.getresponse()
             except socket.timeout as exc:
                 raise TtsError("timeout", "no response before the first-byte timeout") from exc
@@ -177,7 +240,6 @@ class TtsRequest:
 def _error_message(response: http.client.HTTPResponse) -> str:
     """The `message` of a JSON error body, else the start of the body."""
     import http.client
-    import json
 
     try:
         body = response.read(4096)

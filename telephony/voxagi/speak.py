@@ -6,9 +6,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .cache import PromptCache, prompt_key
-from .client import TtsError, TtsRequest, build_query
+from .cache import Prompt, PromptCache, prompt_key
+from .client import JSON_TYPES, TtsError, TtsRequest, build_timed_body, read_timed
 from .config import ConfigError, Settings, with_channel
+from .heard import heard_text
 from .log import get_logger
 from .protocol import AgiChannel, AgiCommandError, AgiHangup
 from .text import split_sentences
@@ -17,15 +18,19 @@ logger = get_logger(__name__)
 
 OK, INTERRUPTED, ERROR = "OK", "INTERRUPTED", "ERROR"
 _POLL_S = 0.05
+_SAMPLES_PER_MS = 8  # STREAM FILE's endpos counts 8 kHz samples
 
 
 @dataclass
 class Outcome:
-    """What the dialplan learns through VOXLINE_STATUS, VOXLINE_DIGIT and VOXLINE_ERROR."""
+    """What the dialplan learns through VOXLINE_STATUS, VOXLINE_DIGIT, VOXLINE_ERROR,
+    VOXLINE_HEARD (the text the caller heard) and VOXLINE_HEARD_MS (the audio played)."""
 
     status: str
     digit: str = ""
     error: str = ""
+    heard: str = ""
+    heard_ms: int = 0
 
 
 class Prefetch:
@@ -39,22 +44,30 @@ class Prefetch:
         self.cancel = threading.Event()
         self.error: TtsError | None = None
         self._done = threading.Event()
-        self.path = cache.lookup(self.key)
-        if self.path is not None:
+        self.prompt: Prompt | None = cache.lookup(self.key)
+        if self.prompt is not None:
             self._done.set()
         else:
             threading.Thread(target=self._run, name="voxline-fetch", daemon=True).start()
 
     def _run(self) -> None:
-        """Fetch the prompt from the server into the cache."""
+        """Fetch the prompt and its word timings from the server into the cache."""
         s = self.settings
-        query = build_query(self.text, s.voice, s.language, s.params, "ulaw", 8000)
+        body = build_timed_body(self.text, s.voice, s.language, s.params, "ulaw", 8000)
         request = TtsRequest(
-            s.url, query, s.connect_timeout, s.first_byte_timeout, s.timeout, cancel=self.cancel
+            s.url,
+            "",
+            s.connect_timeout,
+            s.first_byte_timeout,
+            s.timeout,
+            accept_types=JSON_TYPES,
+            cancel=self.cancel,
+            body=body,
+            route="/tts",
         )
         try:
-            audio = b"".join(request.chunks())
-            self.path = self.cache.store(self.key, audio)
+            audio, words = read_timed(request.chunks())
+            self.prompt = self.cache.store(self.key, audio, words)
         except TtsError as exc:
             self.error = exc
         except OSError as exc:
@@ -62,8 +75,8 @@ class Prefetch:
         finally:
             self._done.set()
 
-    def wait(self, channel: AgiChannel) -> str:
-        """Wait for the prompt while watching for a hang-up; return its sound path."""
+    def wait(self, channel: AgiChannel) -> Prompt:
+        """Wait for the prompt while watching for a hang-up."""
         deadline = time.monotonic() + self.settings.timeout + self.settings.connect_timeout + 1
         while not self._done.wait(_POLL_S):
             if channel.hangup_pending(0):
@@ -74,44 +87,63 @@ class Prefetch:
                 raise TtsError("timeout", "synthesis took longer than the timeout")
         if self.error is not None:
             raise self.error
-        assert self.path is not None
-        return self.path
+        assert self.prompt is not None
+        return self.prompt
 
 
 def speak(channel: AgiChannel, settings: Settings, text: str) -> Outcome:
-    """Play `text` sentence by sentence (n+1 fetched while n plays); never raises but AgiHangup."""
+    """Play `text` sentence by sentence (n+1 fetched while n plays); never raises but AgiHangup.
+
+    The outcome says what the caller heard: whole sentences played, then the words of the
+    interrupted one that had ended where playback stopped.
+    """
     cache = PromptCache(settings.cache_dir, int(settings.cache_max_mb * 1024 * 1024))
     sentences = split_sentences(text, settings.max_sentence_chars)
     if not sentences:
         return fail(channel, settings, TtsError("no_text", "nothing to say"))
     pending = Prefetch(cache, settings, sentences[0])
+    played_ms = 0.0
     try:
         for index in range(len(sentences)):
+            # What the caller heard should this sentence fail: the sentences before it.
+            before = Outcome(
+                ERROR, heard=heard_text(text, sentences, index), heard_ms=round(played_ms)
+            )
             try:
-                path = pending.wait(channel)
+                prompt = pending.wait(channel)
             except TtsError as exc:
-                return fail(channel, settings, exc)
+                return fail(channel, settings, exc, before)
             if index + 1 < len(sentences):
                 pending = Prefetch(cache, settings, sentences[index + 1])
-            reply = channel.stream_file(path, settings.escape_digits)
+            reply = channel.stream_file(prompt.path, settings.escape_digits)
+            position_ms = (reply.endpos or 0) / _SAMPLES_PER_MS
+            played_ms += position_ms
             if reply.result > 0:
-                return Outcome(INTERRUPTED, digit=chr(reply.result))
+                heard = heard_text(text, sentences, index, prompt.words, position_ms)
+                return Outcome(
+                    INTERRUPTED, chr(reply.result), heard=heard, heard_ms=round(played_ms)
+                )
             if reply.result < 0:
                 channel.hangup_pending(0.05)
                 if channel.hung_up:
                     raise AgiHangup("hang-up during playback")
-                return fail(channel, settings, TtsError("playback", f"cannot play {path}"))
-        return Outcome(OK)
+                error = TtsError("playback", f"cannot play {prompt.path}")
+                return fail(channel, settings, error, before)
+        return Outcome(OK, heard=text, heard_ms=round(played_ms))
     finally:
         pending.cancel.set()
 
 
-def fail(channel: AgiChannel, settings: Settings, error: Exception) -> Outcome:
-    """Log a failure and play the fallback prompt; a digit pressed during it is reported."""
+def fail(
+    channel: AgiChannel, settings: Settings, error: Exception, before: Outcome | None = None
+) -> Outcome:
+    """Log a failure and play the fallback prompt; a digit pressed during it is reported.
+    `before` holds what the caller heard of the prompt until it failed."""
     reason = error.reason if isinstance(error, TtsError) else "config"
     detail = error.detail if isinstance(error, TtsError) else str(error)
     logger.warning("voxline prompt failed (%s): %s", reason, detail)
-    outcome = Outcome(ERROR, error=f"{reason}: {detail}"[:200])
+    outcome = before or Outcome(ERROR)
+    outcome.status, outcome.error = ERROR, f"{reason}: {detail}"[:200]
     if settings.fallback:
         reply = channel.stream_file(settings.fallback, settings.escape_digits)
         if reply.result > 0:
@@ -124,6 +156,9 @@ def report(channel: AgiChannel, outcome: Outcome) -> None:
     channel.set_variable("VOXLINE_STATUS", outcome.status)
     channel.set_variable("VOXLINE_DIGIT", outcome.digit)
     channel.set_variable("VOXLINE_ERROR", outcome.error)
+    # A channel variable cannot hold a line break (AGI commands are lines).
+    channel.set_variable("VOXLINE_HEARD", outcome.heard.replace("\r", " ").replace("\n", " "))
+    channel.set_variable("VOXLINE_HEARD_MS", str(outcome.heard_ms))
 
 
 def run_call(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import math
+import re
 import threading
 import time
 import urllib.parse
@@ -25,8 +28,23 @@ def tone_pcm(text: str, rate: int = 8000) -> list[int]:
     return [int(8000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(count)]
 
 
+def tone_words(text: str) -> list[dict]:
+    """Words of `text` timed as tone_pcm times characters (60 ms each)."""
+    return [
+        {
+            "word": m.group(),
+            "start_ms": 60.0 * m.start(),
+            "end_ms": 60.0 * m.end(),
+            "text_start": m.start(),
+            "text_end": m.end(),
+        }
+        for m in re.finditer(r"\w+", text)
+    ]
+
+
 class StubTts:
-    """Serve /tts_stream on a loopback port; `mode` switches behaviour, `requests` counts calls."""
+    """Serve GET /tts_stream and POST /tts (timed JSON) on a loopback port; `mode` switches
+    behaviour, `requests` records each request's query or JSON body."""
 
     def __init__(self) -> None:
         self.mode = "ok"
@@ -42,6 +60,9 @@ class StubTts:
             def do_GET(self) -> None:
                 stub.handle(self)
 
+            def do_POST(self) -> None:
+                stub.handle(self)
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -49,7 +70,11 @@ class StubTts:
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         """Answer one request according to the current mode."""
-        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(handler.path).query))
+        if handler.command == "POST":
+            length = int(handler.headers.get("Content-Length") or 0)
+            query = json.loads(handler.rfile.read(length))
+        else:
+            query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(handler.path).query))
         self.requests.append(query)
         if self.mode == "slow":
             time.sleep(30)
@@ -69,6 +94,11 @@ class StubTts:
         else:
             body = bytes(ulaw_byte(s) for s in pcm)
             ctype = "audio/basic" if self.mode != "bad_type" else "text/html"
+        if query.get("timestamps") is True:
+            audio = base64.b64encode(body).decode("ascii")
+            doc = {"audio": audio, "format": query.get("format"), "sample_rate": 8000}
+            body = json.dumps({**doc, "words": tone_words(query["text"])}).encode()
+            ctype = "application/json" if self.mode != "bad_type" else "text/html"
         handler.send_response(200)
         handler.send_header("Content-Type", ctype)
         handler.send_header("Content-Length", str(len(body)))

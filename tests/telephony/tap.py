@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
+import json
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
@@ -11,16 +13,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 @dataclass
 class Exchange:
-    """One proxied request and what the server answered."""
+    """One proxied request (its query, or its JSON body for POST /tts) and the answer."""
 
-    query: dict[str, str]
+    query: dict
     status: int = 0
     content_type: str = ""
     body: bytearray = field(default_factory=bytearray)
 
+    @property
+    def audio(self) -> bytes:
+        """The audio served: the body, or the `audio` of a timed JSON answer."""
+        if self.content_type.startswith("application/json"):
+            return base64.b64decode(json.loads(self.body)["audio"])
+        return bytes(self.body)
+
+    @property
+    def words(self) -> list[dict]:
+        """The words of a timed JSON answer."""
+        return json.loads(self.body)["words"]
+
 
 class Tap:
-    """Forward GET requests to `upstream`, streaming chunks through as they arrive."""
+    """Forward requests to `upstream`, streaming chunks through as they arrive; records the
+    GET /tts_stream and POST /tts exchanges."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = urllib.parse.urlsplit(upstream)
@@ -37,6 +52,9 @@ class Tap:
             def do_GET(self) -> None:
                 tap.forward(self)
 
+            def do_POST(self) -> None:
+                tap.forward(self)
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -44,7 +62,7 @@ class Tap:
         self.thread.start()
 
     def tts_requests(self) -> list[Exchange]:
-        """The /tts_stream exchanges so far."""
+        """The /tts_stream and /tts exchanges so far."""
         with self.lock:
             return list(self.exchanges)
 
@@ -56,13 +74,17 @@ class Tap:
     def forward(self, handler: BaseHTTPRequestHandler) -> None:
         """Proxy one request, copying the body to the client and to the record."""
         split = urllib.parse.urlsplit(handler.path)
-        exchange = Exchange(dict(urllib.parse.parse_qsl(split.query)))
-        if split.path.endswith("/tts_stream"):
+        length = int(handler.headers.get("Content-Length") or 0)
+        sent = handler.rfile.read(length) if handler.command == "POST" else None
+        query = json.loads(sent) if sent else dict(urllib.parse.parse_qsl(split.query))
+        exchange = Exchange(query)
+        if split.path.endswith(("/tts_stream", "/tts")):
             with self.lock:
                 self.exchanges.append(exchange)
         conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
         try:
-            conn.request("GET", handler.path)
+            headers = {"Content-Type": handler.headers.get("Content-Type", "")} if sent else {}
+            conn.request(handler.command, handler.path, body=sent, headers=headers)
             response = conn.getresponse()
             exchange.status = response.status
             exchange.content_type = response.getheader("Content-Type", "")

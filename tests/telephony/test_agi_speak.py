@@ -10,7 +10,7 @@ import pytest
 from fake_asterisk import FakeAsterisk, default_responder
 from stub_tts import tone_pcm, ulaw_byte
 
-from telephony.voxagi.cache import EXTENSION, PromptCache, prompt_key
+from telephony.voxagi.cache import EXTENSION, WORDS_EXTENSION, Prompt, PromptCache, prompt_key
 from telephony.voxagi.config import (
     ConfigError,
     Settings,
@@ -37,12 +37,24 @@ def test_prompt_is_fetched_as_ulaw_cached_and_replayed(stub, tmp_path):
         fake.close()
     assert outcome.status == "OK"
     assert stub.requests == [
-        {"text": "Hello there.", "language": "en", "format": "ulaw", "sample_rate": "8000"}
+        {
+            "text": "Hello there.",
+            "language": "en",
+            "format": "ulaw",
+            "sample_rate": 8000,
+            "timestamps": True,
+        }
     ]
     (played,) = fake.played()
     expected = bytes(ulaw_byte(s) for s in tone_pcm("Hello there."))
     assert Path(played + EXTENSION).read_bytes() == expected
-    assert fake.variables() == {"VOXLINE_STATUS": "OK", "VOXLINE_DIGIT": "", "VOXLINE_ERROR": ""}
+    assert fake.variables() == {
+        "VOXLINE_STATUS": "OK",
+        "VOXLINE_DIGIT": "",
+        "VOXLINE_ERROR": "",
+        "VOXLINE_HEARD": "Hello there.",
+        "VOXLINE_HEARD_MS": "1000",  # the fake Asterisk answers endpos=8000
+    }
 
     stub.requests.clear()
     again = FakeAsterisk()
@@ -174,15 +186,33 @@ def test_missing_config_file_named_in_env_is_an_error(tmp_path):
         read_config_file(str(tmp_path / "bad.conf"))
 
 
-def test_cache_evicts_least_recently_used(tmp_path):
+WORDS = [{"word": "Hi", "start_ms": 0.0, "end_ms": 80.0, "text_start": 0, "text_end": 2}]
+
+
+def test_cache_evicts_least_recently_used_with_its_words(tmp_path):
     cache = PromptCache(str(tmp_path), max_bytes=3500)
     for n, name in enumerate(["a", "b", "c"]):
-        cache.store(name, b"x" * 1000)
+        cache.store(name, b"x" * 1000, WORDS)
         os.utime(tmp_path / f"{name}{EXTENSION}", (1000 + n, 1000 + n))
     assert cache.lookup("a") is not None  # refreshes a: b is now the oldest
-    cache.store("d", b"y" * 1000)
-    assert sorted(os.listdir(tmp_path)) == ["a.ulaw", "c.ulaw", "d.ulaw"]
+    cache.store("d", b"y" * 1000, [])
+    kept = ["a", "c", "d"]
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [f"{k}{EXTENSION}" for k in kept] + [f"{k}{WORDS_EXTENSION}" for k in kept]
+    )
     assert cache.lookup("b") is None
+    assert cache.lookup("a") == Prompt(str(tmp_path / "a"), WORDS)
+    assert cache.lookup("d") == Prompt(str(tmp_path / "d"), [])
+
+
+def test_cache_entry_without_readable_words_is_a_miss(tmp_path):
+    cache = PromptCache(str(tmp_path), max_bytes=10**6)
+    (tmp_path / f"old{EXTENSION}").write_bytes(b"audio cached before words were")
+    assert cache.lookup("old") is None
+    cache.store("bad", b"audio", WORDS)
+    (tmp_path / f"bad{WORDS_EXTENSION}").write_text('[{"word": "Hi", "start_')
+    assert cache.lookup("bad") is None
+    assert cache.store("bad", b"audio", WORDS) == cache.lookup("bad")
 
 
 def test_cache_write_failure_leaves_no_file(tmp_path):
@@ -190,7 +220,7 @@ def test_cache_write_failure_leaves_no_file(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / f"k{EXTENSION}").mkdir()  # the rename cannot replace a folder
     with pytest.raises(OSError):
-        cache.store("k", b"audio")
+        cache.store("k", b"audio", WORDS)
     assert os.listdir(tmp_path / "sub") == [f"k{EXTENSION}"]
 
 

@@ -59,16 +59,20 @@ def test_recording_is_the_server_audio_then_replays_from_cache(asterisk, tap, ca
         "Thank you for calling Voxline, the voice server.",
         "Your call matters to us.",
     ]
-    assert all(r.query["format"] == "ulaw" and r.query["sample_rate"] == "8000" for r in requests)
-    served = b"".join(bytes(r.body) for r in requests)
+    assert all(r.query["format"] == "ulaw" and r.query["sample_rate"] == 8000 for r in requests)
+    served = b"".join(r.audio for r in requests)
     assert len(served) > 8000  # more than a second of speech
     assert first.recording == served
+    # Played to the end: the caller heard the whole text, every sample of it.
+    assert first["heard"] == TWO_SENTENCES
+    assert abs(int(first["heard_ms"]) - len(served) / 8) <= 1  # endpos counts every sample
 
     tap.reset()
     again = agi_call(asterisk, call_id + "b", TWO_SENTENCES, variables)
     assert again["status"] == "OK", again.values
     assert tap.tts_requests() == []
     assert again.recording == served
+    assert again["heard"] == TWO_SENTENCES
 
 
 def test_server_stopped_plays_fallback_and_returns(asterisk, stub, call_id):
@@ -114,6 +118,21 @@ def test_dtmf_interrupts_the_prompt(asterisk, tap, call_id):
     assert result["status"] == "INTERRUPTED", result.values
     assert result["digit"] == "5"
     assert 1.0 * 8000 < len(result.recording) < 2.5 * 8000 < full
+    (served,) = tap.tts_requests()  # the warm-up's: this call played that cached prompt
+    assert_heard_up_to_endpos(result, LONG_SENTENCE, served.words)
+
+
+def assert_heard_up_to_endpos(result, text: str, words: list[dict]) -> None:
+    """VOXLINE_HEARD is the text up to the last word that ended by the position playback
+    stopped at (VOXLINE_HEARD_MS, STREAM FILE's endpos / 8): a strict prefix ending at a word."""
+    heard, heard_ms = result["heard"], int(result["heard_ms"])
+    # endpos agrees with what the caller's side recorded (MixMonitor), give or take 250 ms.
+    assert abs(heard_ms - len(result.recording) / 8) < 250, (heard_ms, len(result.recording))
+    done = [w for w in words if w["end_ms"] <= heard_ms]
+    assert done and len(done) < len(words), (heard_ms, words)
+    assert heard == text[: done[-1]["text_end"]]
+    assert text.startswith(heard) and heard != text
+    assert heard.endswith(done[-1]["word"])
 
 
 def test_caller_hangup_ends_the_script_at_once(asterisk, tap, call_id):
@@ -131,5 +150,7 @@ def test_caller_hangup_ends_the_script_at_once(asterisk, tap, call_id):
     gone_after = time.time() - ended
     assert not agi_processes(marker)
     assert gone_after < 0.5
-    leftovers = [p for p in os.listdir(asterisk.path("prompts", call_id)) if p.endswith(".part")]
-    assert leftovers == []
+    # The folder exists once a prompt was stored: the hang-up may come before the first one.
+    prompts = asterisk.path("prompts", call_id)
+    names = os.listdir(prompts) if os.path.isdir(prompts) else []
+    assert [p for p in names if p.endswith(".part")] == []

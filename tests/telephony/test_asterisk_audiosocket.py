@@ -204,11 +204,20 @@ def test_session_tokens_speak_and_cancel_silences(asterisk, session_service, pro
     control.wait_event(callee, "speaking")
     time.sleep(1.0)
     cancelled_at = time.time()
-    assert control.request("POST", path, {"type": "context.cancel", "context_id": "b"})[0] == 202
+    status, answer = control.request("POST", path, {"type": "context.cancel", "context_id": "b"})
+    assert status == 202 and answer["sent"] == "context.cancel"
     ack = control.wait_event(callee, "context.cancelled")
     time.sleep(0.6)
     last = heard.last_sound(threshold=0)
     assert last is not None and 0 <= last - cancelled_at + 0.1
     assert last - cancelled_at <= 0.060
     assert 500 <= ack["played_ms"] <= 1500 and ack["segments"][0]["text"].startswith("Thank")
+    # The answer to the cancel: the Piper words that had ended when the caller stopped hearing.
+    assert answer == {k: v for k, v in ack.items() if k not in ("seq", "time", "type")} | {
+        "sent": "context.cancel"
+    }
+    words = answer["words"]
+    assert words and all(w["end_ms"] <= answer["played_ms"] <= answer["audio_ms"] for w in words)
+    assert answer["heard_text"] == LONG[: words[-1]["text_end"]]
+    assert LONG.startswith(answer["heard_text"]) and answer["heard_text"] != LONG
     heard.hang_up()

@@ -121,9 +121,9 @@ def test_cancel_silences_the_call_at_once_and_reports_what_was_heard(voxline, se
                 break
         for _ in range(10):
             assert read_frame(sock).payload != bytes(FRAME_BYTES)  # speech is playing
-        assert (
-            api(service, "POST", path, {"type": "context.cancel", "context_id": "turn-1"})[0] == 202
-        )
+        cancel = {"type": "context.cancel", "context_id": "turn-1"}
+        status, answer = api(service, "POST", path, cancel)
+        assert status == 202 and answer["sent"] == "context.cancel"
         # Frames already on the socket may still carry speech; silence within 60 ms after that.
         frames = [read_frame(sock).payload for _ in range(15)]
         assert all(f == bytes(FRAME_BYTES) for f in frames[3:])
@@ -132,6 +132,44 @@ def test_cancel_silences_the_call_at_once_and_reports_what_was_heard(voxline, se
         # The fake engine is instant: the server had sent it all; the caller heard ~10 frames.
         assert ack["audio_ms"] == 10000
         assert 200 <= ack["played_ms"] <= 1000
+        # The answer to the cancel is that event, with the words that had ended by then.
+        assert answer == {"sent": "context.cancel", **without_meta(ack)}
+        assert all(w["end_ms"] <= ack["played_ms"] for w in answer["words"])
+        assert "A long one".startswith(answer["heard_text"])
         assert api(service, "POST", path, {"type": "speak"})[1]["error"] == "bad_message"
+    finally:
+        sock.close()
+
+
+def without_meta(event: dict) -> dict:
+    return {k: v for k, v in event.items() if k not in ("seq", "time", "type")}
+
+
+def test_cancel_answers_the_words_the_caller_heard(voxline, service_for):
+    engine = FakeEngine(n_chunks=500, chunk_len=480)  # 10 s a segment, ~1 s a word
+    service = service_for(voxline(engine))
+    sock, call_id = connect(service)
+    text = "one two three four five six seven eight nine ten"
+    try:
+        path = f"/calls/{call_id}/session"
+        api(service, "POST", path, {"type": "input_text.append", "text": text})
+        api(service, "POST", path, {"type": "input_text.flush"})
+        wait_event(service, call_id, "speaking")
+        for _ in range(500):
+            if read_frame(sock).payload != bytes(FRAME_BYTES):
+                break
+        for _ in range(125):  # 2.5 s of speech
+            read_frame(sock)
+        status, answer = api(service, "POST", path, {"type": "context.cancel"})
+        assert status == 202 and answer["audio_ms"] == 10000
+        assert 2400 <= answer["played_ms"] <= 3200
+        words = answer["words"]
+        assert words and all(w["end_ms"] <= answer["played_ms"] for w in words)
+        assert answer["heard_text"] == text[: words[-1]["text_end"]]
+        assert text.startswith(answer["heard_text"]) and answer["heard_text"] != text
+        assert answer == {
+            "sent": "context.cancel",
+            **without_meta(wait_event(service, call_id, "context.cancelled")),
+        }
     finally:
         sock.close()
