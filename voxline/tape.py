@@ -96,6 +96,11 @@ class Tape:
         with self._cond:
             return b"".join(p.data for p in self._parts)
 
+    def words(self) -> tuple[Any, ...]:
+        """Every word written (for a kept tape)."""
+        with self._cond:
+            return tuple(w for p in self._parts for w in p.words)
+
     def consumed_s(self) -> float:
         """Audio seconds the furthest reader has handed to its client."""
         with self._cond:

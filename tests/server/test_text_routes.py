@@ -3,6 +3,7 @@ silence, and the phrase cache keyed by what is spoken."""
 
 from __future__ import annotations
 
+import base64
 import io
 import wave
 
@@ -95,3 +96,21 @@ def test_phonemes_are_refused_on_an_engine_that_takes_none(make_app):
     ssml = '<speak><phoneme alphabet="ipa" ph="təˈmeɪtoʊ">tomato</phoneme></speak>'
     response = client.post("/tts", json={"text": ssml, "text_type": "ssml"})
     assert response.status_code == 400 and response.json["error"] == "unsupported_ssml"
+
+
+def test_tts_with_timestamps_answers_words_that_slice_the_text_and_caches_them(make_app):
+    client = make_app(FakeEngine(n_chunks=2, chunk_len=12000)).test_client()
+    text = "Pay $5 by Friday."
+    body = {"text": text, "format": "pcm", "timestamps": True}
+    first = client.post("/tts", json=body)
+    assert first.status_code == 200 and first.headers["X-Voxline-Cache"] == "miss"
+    answer = first.json
+    audio = base64.b64decode(answer["audio"])
+    assert answer["format"] == "pcm" and len(audio) == 2 * 24000
+    sources = [text[w["text_start"]:w["text_end"]] for w in answer["words"]]
+    assert sources[0] == "Pay" and "$5" in sources and sources[-1] == "Friday."
+    assert all(0 <= w["start_ms"] <= w["end_ms"] <= 1000 for w in answer["words"])
+    again = client.post("/tts", json=body)
+    assert again.headers["X-Voxline-Cache"] == "hit" and again.json == answer
+    plain = client.post("/tts", json={**body, "timestamps": False})
+    assert plain.headers["X-Voxline-Cache"] == "miss"  # a file without words is another key

@@ -85,7 +85,7 @@ def plan_request(
     if not lines:
         raise NoSpeakableText(f"the text has nothing to speak: {req.text[:40]!r}")
     return Plan(req.text, spoken, lines, tail, name, conditioning, digest, language, req.params,
-                spec, use_cache=req.cache and _cacheable(req.params) and not req.timestamps,
+                spec, use_cache=req.cache and _cacheable(req.params),
                 whole=whole, timestamps=req.timestamps)
 
 
@@ -158,4 +158,5 @@ def render_key(services: Services, plan: Plan) -> str:
         params=dataclasses.asdict(plan.params), format=plan.spec.format,
         rate=plan.spec.sample_rate, level=services.settings.level, whole=plan.whole,
         chunk_schedule=services.settings.chunk_schedule,  # XTTS crossfades at chunk edges
+        timestamps=plan.timestamps,  # such a cached file carries its words
     )

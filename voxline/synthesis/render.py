@@ -13,6 +13,8 @@ realtime sessions (one encoder per context, continued across its segments: `enco
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import threading
 import time
@@ -29,6 +31,7 @@ from voxline.scheduler import JobHandle
 from voxline.synthesis.errors import NoAudio
 from voxline.synthesis.plan import Plan, render_key
 from voxline.synthesis.services import Services
+from voxline.synthesis.words import WordMark
 from voxline.tape import Tape, TapeReader
 
 logger = logging.getLogger(__name__)
@@ -62,7 +65,8 @@ def open_source(services: Services, plan: Plan, request_id: str,
     found = phrases.lookup(key)
     if found.kind == "hit":
         tape = Tape()
-        tape.write(found.data, 0.0)
+        data, words = unpack(found.data) if plan.timestamps else (found.data, ())
+        tape.write(data, 0.0, words)
         tape.close()
         return Source(tape.reader(), "hit")
     if found.kind == "follow":
@@ -87,7 +91,8 @@ def _gone(tape: Tape, cancelled: Callable[[], bool]) -> Callable[[], bool]:
 
 def _store(services: Services, plan: Plan, key: str, tape: Tape, audio_s: float) -> None:
     if plausible_duration(plan.text, audio_s):
-        services.phrases.store(key, plan.voice_digest, tape.data())
+        data = pack(tape.data(), tape.words()) if plan.timestamps else tape.data()
+        services.phrases.store(key, plan.voice_digest, data)
     else:
         logger.warning("not caching a render of %.2f s for %d characters: implausible length",
                        audio_s, len(plan.text))
@@ -215,3 +220,15 @@ def _with_pauses(handle: JobHandle, pauses: Pauses):
         yield line, chunk
     if silence := pauses.rest():
         yield max(line, 0), np.zeros(silence, dtype=np.float32)
+
+
+def pack(data: bytes, words: tuple[WordMark, ...]) -> bytes:
+    """A cached render with its word timings: a 4-byte length, the words as JSON, the audio."""
+    meta = json.dumps([dataclasses.asdict(w) for w in words]).encode()
+    return len(meta).to_bytes(4, "big") + meta + data
+
+
+def unpack(blob: bytes) -> tuple[bytes, tuple[WordMark, ...]]:
+    size = int.from_bytes(blob[:4], "big")
+    words = tuple(WordMark(**w) for w in json.loads(blob[4:4 + size]))
+    return blob[4 + size:], words
