@@ -30,6 +30,9 @@ class Settings:
     fallback: str = "im-sorry"
     escape_digits: str = "0123456789*#"
     max_sentence_chars: int = 250
+    # "ssml": the text is one SSML document, sent whole (the server cuts it; breaks and
+    # say-as stay intact); "text": plain text, fetched sentence by sentence.
+    text_type: str = "text"
 
     def __post_init__(self) -> None:
         """Reject values that would make a call hang or misbehave."""
@@ -41,6 +44,8 @@ class Settings:
         for name in ("connect_timeout", "first_byte_timeout", "timeout", "cache_max_mb"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.text_type not in ("text", "ssml"):
+            raise ConfigError(f"text_type must be text or ssml: {self.text_type!r}")
         if self.max_sentence_chars < 20:
             raise ConfigError("max_sentence_chars must be at least 20")
         if set(self.escape_digits) - set("0123456789*#ABCD"):

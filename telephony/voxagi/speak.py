@@ -40,7 +40,8 @@ class Prefetch:
         self.cache = cache
         self.settings = settings
         self.text = text
-        self.key = prompt_key(text, settings.voice, settings.language, settings.params)
+        self.key = prompt_key(text, settings.voice, settings.language,
+                              _with_text_type(settings.params, settings.text_type))
         self.cancel = threading.Event()
         self.error: TtsError | None = None
         self._done = threading.Event()
@@ -53,7 +54,8 @@ class Prefetch:
     def _run(self) -> None:
         """Fetch the prompt and its word timings from the server into the cache."""
         s = self.settings
-        body = build_timed_body(self.text, s.voice, s.language, s.params, "ulaw", 8000)
+        params = _with_text_type(s.params, s.text_type)
+        body = build_timed_body(self.text, s.voice, s.language, params, "ulaw", 8000)
         request = TtsRequest(
             s.url,
             "",
@@ -98,7 +100,9 @@ def speak(channel: AgiChannel, settings: Settings, text: str) -> Outcome:
     interrupted one that had ended where playback stopped.
     """
     cache = PromptCache(settings.cache_dir, int(settings.cache_max_mb * 1024 * 1024))
-    sentences = split_sentences(text, settings.max_sentence_chars)
+    # An SSML document goes whole: cutting it here would break its elements.
+    sentences = ([text] if settings.text_type == "ssml" and text.strip()
+                 else split_sentences(text, settings.max_sentence_chars))
     if not sentences:
         return fail(channel, settings, TtsError("no_text", "nothing to say"))
     pending = Prefetch(cache, settings, sentences[0])
@@ -179,3 +183,10 @@ def run_call(
             outcome = Outcome(ERROR, error=f"agi: {exc}"[:200])
     report(channel, outcome)
     return outcome
+
+
+def _with_text_type(params: str, text_type: str) -> str:
+    """The request's extra fields with `text_type` when it is not the default."""
+    if text_type == "text":
+        return params
+    return f"{params}&text_type={text_type}" if params else f"text_type={text_type}"

@@ -66,6 +66,22 @@ def test_prompt_is_fetched_as_ulaw_cached_and_replayed(stub, tmp_path):
     assert again.played() == [played]
 
 
+def test_an_ssml_prompt_is_sent_whole_with_its_text_type(stub, tmp_path):
+    settings = Settings(url=stub.url, cache_dir=str(tmp_path), text_type="ssml")
+    ssml = '<speak>Hello there. <break time="300ms"/>Your code is ready.</speak>'
+    fake = FakeAsterisk()
+    try:
+        outcome = call(fake, settings, ssml)
+    finally:
+        fake.close()
+    assert outcome.status == "OK"
+    assert [r["text"] for r in stub.requests] == [ssml]  # not cut into sentences here
+    assert stub.requests[0]["text_type"] == "ssml"
+    assert fake.variables()["VOXLINE_HEARD"] == ssml
+    with pytest.raises(ConfigError):
+        Settings(url=stub.url, text_type="html")
+
+
 def test_sentences_are_pipelined(stub, tmp_path):
     """Sentence n+1 is requested while sentence n is still playing."""
 
