@@ -158,8 +158,8 @@ class VoxlineTTSService(WebsocketTTSService):
         try:
             if not self._websocket or self._websocket.state is State.CLOSED:
                 await self._connect()
-            await self._send(proto.append(context_id, text))
             self._texts.setdefault(context_id, proto.ContextText()).append(text)
+            await self._send(proto.append(context_id, text))
             await self.start_tts_usage_metrics(text)
             yield None
         except Exception as exc:
@@ -193,6 +193,8 @@ class VoxlineTTSService(WebsocketTTSService):
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         context_id = message.get("context_id")
+        if kind in ("speech.audio.done", "context.cancelled"):  # the context's last message
+            self._texts.pop(context_id, None)
         if kind == "error":
             await self._handle_error(message, context_id)
         elif not context_id or not self.audio_context_available(context_id):
@@ -211,7 +213,6 @@ class VoxlineTTSService(WebsocketTTSService):
         elif kind == "speech.words":
             await self._add_words(context_id, message["words"])
         elif kind == "speech.audio.done":
-            self._texts.pop(context_id, None)
             await self.append_to_audio_context(context_id, TTSStoppedFrame(context_id=context_id))
             await self.remove_audio_context(context_id)
 
