@@ -176,10 +176,12 @@ def test_timed_words_come_with_the_audio_they_describe(piper_server):
         stream.end_input()
         frames = [ev.frame async for ev in stream]
         await stream.aclose()
+        whole = [ev.frame async for ev in tts.synthesize(text)]
         await tts.aclose()
-        return frames
+        return frames, whole
 
-    frames = asyncio.run(asyncio.wait_for(run(), 60))
+    frames, whole = asyncio.run(asyncio.wait_for(run(), 60))
+    assert "".join(timed_strings(whole)) == text  # synthesize() times its words too
     words = timed_strings(frames)
     assert "".join(words) == text + " "  # the text as pushed (word by word, with spaces)
     assert [w.strip() for w in words if w.strip()][:4] == ["Hello,", "Dr.", "Smith!", "It"]
