@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -59,3 +60,59 @@ def error_text(message: dict[str, Any]) -> str:
     """`code: message` of a server `error` message."""
     code, text = error_fields(message)
     return f"{code}: {text}"
+
+
+@dataclass(frozen=True)
+class SpokenText:
+    """A stretch of the client's text and when it was spoken (seconds on the context's audio
+    timeline). `text` is the word as the client wrote it, with the text before it that no
+    word covers (spaces, skipped symbols) in front."""
+
+    text: str
+    start_s: float
+    end_s: float
+
+    @property
+    def word(self) -> str:
+        return self.text.strip()
+
+
+class ContextText:
+    """One context's text as the client sent it, turned into timed stretches as the server's
+    `speech.words` arrive. A source span spoken as several words ("$5": "five", "dollars")
+    is one stretch, from its first word's start to its last word's end."""
+
+    def __init__(self, text: str = "") -> None:
+        self.text = text
+        self.cursor = 0  # the end of the text already handed out as stretches
+
+    def append(self, delta: str) -> None:
+        self.text += delta
+
+    def spoken(self, words: list[dict[str, Any]]) -> list[SpokenText]:
+        """The stretches of a `speech.words` message's words, in order."""
+        spans: list[tuple[int, float, float]] = []
+        for word in words:
+            end = int(word["text_end"])
+            if end <= self.cursor:  # a later word of a span already handed out
+                continue
+            start_s, end_s = word["start_ms"] / 1000, word["end_ms"] / 1000
+            if spans and spans[-1][0] == end:
+                start_s = spans[-1][1]
+                spans.pop()
+            spans.append((end, start_s, end_s))
+        stretches = []
+        for end, start_s, end_s in spans:
+            if end <= self.cursor:
+                continue
+            stretches.append(SpokenText(self.text[self.cursor : end], start_s, end_s))
+            self.cursor = end
+        return stretches
+
+    def rest(self, at_s: float) -> SpokenText | None:
+        """What is left after the last word (closing punctuation, spaces), timed at `at_s`."""
+        if self.cursor >= len(self.text):
+            return None
+        stretch = SpokenText(self.text[self.cursor :], at_s, at_s)
+        self.cursor = len(self.text)
+        return stretch

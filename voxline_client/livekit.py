@@ -8,6 +8,13 @@
 closing a stream before its audio is done (an interruption) sends `context.cancel`, and the
 server's `context.cancelled` ack is kept on the stream (`cancel_ack`). `synthesize()` sends the
 whole text through the same API. Audio is s16le PCM at `sample_rate` (the server resamples).
+
+Aligned transcripts (`TTSCapabilities(aligned_transcript=True)`): each `speech.words` becomes
+`TimedString`s pushed to the audio emitter, which hands them out with the next audio frame, so
+they travel with the audio they describe. Each is the text this stream sent (so "$5", not "five
+dollars"), with the spacing before it, and the word's start and end in seconds on the segment's
+audio. With `use_tts_aligned_transcript`, LiveKit's transcript synchronizer paces the transcript,
+and the chat context of an interrupted reply, by these times.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from livekit.agents import (
     tts,
     utils,
 )
+from livekit.agents.voice.io import TimedString
 
 from voxline_client import _realtime as proto
 
@@ -53,7 +61,7 @@ class TTS(tts.TTS):
         http_session: aiohttp.ClientSession | None = None,
     ) -> None:
         super().__init__(
-            capabilities=tts.TTSCapabilities(streaming=True),
+            capabilities=tts.TTSCapabilities(streaming=True, aligned_transcript=True),
             sample_rate=sample_rate,
             num_channels=1,
         )
@@ -65,6 +73,7 @@ class TTS(tts.TTS):
             sample_rate=sample_rate,
             speed=speed,
             max_buffer_delay_ms=max_buffer_delay_ms,
+            word_timestamps=True,
         )
         self._session = http_session
         self._own_session: aiohttp.ClientSession | None = None
@@ -161,7 +170,8 @@ def _start_audio(emitter: tts.AudioEmitter, owner: TTS, *, stream: bool) -> str:
 
 
 class _ContextAudio:
-    """Reads one context's messages off a session and pushes its audio to an emitter."""
+    """Reads one context's messages off a session and pushes its audio and timed words to an
+    emitter."""
 
     def __init__(
         self, ws: aiohttp.ClientWebSocketResponse, context_id: str, emitter: tts.AudioEmitter
@@ -169,8 +179,13 @@ class _ContextAudio:
         self.ws = ws
         self.context_id = context_id
         self.emitter = emitter
+        self.text = proto.ContextText()  # what this context was sent, for its words
         self.input_open = True
         self.finished: dict[str, Any] | None = None
+
+    async def send_text(self, text: str) -> None:
+        self.text.append(text)
+        await self.ws.send_json(proto.append(self.context_id, text))
 
     async def run(self, timeout: float) -> dict[str, Any]:
         """Push audio until `speech.audio.done`; waits are bounded once the input has ended."""
@@ -181,11 +196,22 @@ class _ContextAudio:
             kind = message["type"]
             if kind == "speech.audio.delta":
                 self.emitter.push(base64.b64decode(message["audio"]))
+            elif kind == "speech.words":
+                self._push_words(self.text.spoken(message["words"]))
             elif kind in ("speech.audio.done", "context.cancelled"):
+                if kind == "speech.audio.done":  # closing punctuation and spaces, at the end
+                    rest = self.text.rest(message["audio_ms"] / 1000)
+                    self._push_words([rest] if rest else [])
                 self.finished = message
                 return message
             elif kind == "error":
                 raise _api_error(message)
+
+    def _push_words(self, stretches: list[proto.SpokenText]) -> None:
+        if stretches:
+            self.emitter.push_timed_transcript(
+                [TimedString(s.text, start_time=s.start_s, end_time=s.end_s) for s in stretches]
+            )
 
     async def cancel(self) -> dict[str, Any] | None:
         """Barge-in: `context.cancel`, then the server's ack (None if it did not come in time)."""
@@ -217,7 +243,7 @@ class ChunkedStream(tts.ChunkedStream):
         context_id = _start_audio(output_emitter, self._tts, stream=False)
         async with self._tts._connect(self._conn_options.timeout) as ws:
             audio = _ContextAudio(ws, context_id, output_emitter)
-            await ws.send_json(proto.append(context_id, self._input_text))
+            await audio.send_text(self._input_text)
             await ws.send_json(proto.end(context_id))
             audio.input_open = False
             try:
@@ -253,6 +279,6 @@ class SynthesizeStream(tts.SynthesizeStream):
                 await ws.send_json(proto.flush(audio.context_id))
             else:
                 self._mark_started()
-                await ws.send_json(proto.append(audio.context_id, item))
+                await audio.send_text(item)
         await ws.send_json(proto.end(audio.context_id))
         audio.input_open = False

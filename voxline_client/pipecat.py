@@ -9,6 +9,12 @@ the LLM's text goes out as `input_text.append` as it comes (token aggregation by
 server cuts segments itself), the end of the turn as `input_text.end`, and a user interruption
 sends `context.cancel`, after which the server sends none of that turn's audio. Audio is s16le
 PCM at the pipeline's output rate (the server resamples).
+
+Word timestamps: each `speech.words` goes to Pipecat's `add_word_timestamps` as the words of
+the text this service sent (so "$5" stays "$5", not "five dollars"), each timed at its END. Pipecat
+pushes a word's `TTSTextFrame` when playout reaches that time, so after a barge-in the assistant
+context holds the words whose last sample was played: the server's own rule for the words heard
+(`context.cancelled`). Word frames instead of whole sentences: `push_text_frames=False`.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class VoxlineTTSService(WebsocketTTSService):
         settings = self.Settings(model=None, voice=voice, language=None)
         super().__init__(
             text_aggregation_mode=text_aggregation_mode,
+            push_text_frames=False,
             sample_rate=sample_rate,
             push_start_frame=True,
             settings=settings,
@@ -64,6 +71,7 @@ class VoxlineTTSService(WebsocketTTSService):
         self._speed = speed
         self._max_buffer_delay_ms = max_buffer_delay_ms
         self._receive_task = None
+        self._texts: dict[str, proto.ContextText] = {}  # what each open context was sent
 
     def can_generate_metrics(self) -> bool:
         return True
@@ -124,6 +132,7 @@ class VoxlineTTSService(WebsocketTTSService):
             sample_rate=self.sample_rate or None,
             speed=self._speed,
             max_buffer_delay_ms=self._max_buffer_delay_ms,
+            word_timestamps=True,
         )
 
     async def _send(self, message: dict[str, Any]) -> None:
@@ -149,6 +158,7 @@ class VoxlineTTSService(WebsocketTTSService):
         try:
             if not self._websocket or self._websocket.state is State.CLOSED:
                 await self._connect()
+            self._texts.setdefault(context_id, proto.ContextText()).append(text)
             await self._send(proto.append(context_id, text))
             await self.start_tts_usage_metrics(text)
             yield None
@@ -165,6 +175,7 @@ class VoxlineTTSService(WebsocketTTSService):
     async def on_audio_context_interrupted(self, context_id: str) -> None:
         """Barge-in: the server stops this turn at once and sends none of its audio after."""
         await self.stop_all_metrics()
+        self._texts.pop(context_id, None)
         if context_id and self._is_open:  # a closed session has dropped the context already
             await self._send(proto.cancel(context_id))
         await super().on_audio_context_interrupted(context_id)
@@ -182,6 +193,8 @@ class VoxlineTTSService(WebsocketTTSService):
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         context_id = message.get("context_id")
+        if kind in ("speech.audio.done", "context.cancelled"):  # the context's last message
+            self._texts.pop(context_id, None)
         if kind == "error":
             await self._handle_error(message, context_id)
         elif not context_id or not self.audio_context_available(context_id):
@@ -197,12 +210,24 @@ class VoxlineTTSService(WebsocketTTSService):
                     context_id=context_id,
                 ),
             )
+        elif kind == "speech.words":
+            await self._add_words(context_id, message["words"])
         elif kind == "speech.audio.done":
             await self.append_to_audio_context(context_id, TTSStoppedFrame(context_id=context_id))
             await self.remove_audio_context(context_id)
 
+    async def _add_words(self, context_id: str, words: list[dict[str, Any]]) -> None:
+        """Words as this service wrote them, timed at their end (see the module docstring)."""
+        text = self._texts.get(context_id)
+        if text is None:
+            return
+        timed = [(s.word, s.end_s) for s in text.spoken(words) if s.word]
+        if timed:
+            await self.add_word_timestamps(timed, context_id)
+
     async def _handle_error(self, message: dict[str, Any], context_id: str | None) -> None:
         await self.push_error(error_msg=f"voxline: {proto.error_text(message)}")
         if context_id and self.audio_context_available(context_id):
+            self._texts.pop(context_id, None)
             await self.append_to_audio_context(context_id, TTSStoppedFrame(context_id=context_id))
             await self.remove_audio_context(context_id)

@@ -42,6 +42,7 @@ class _Context:
     def __init__(self) -> None:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.segments: list[dict[str, Any]] = []
+        self.words: list[dict[str, Any]] = []
         self.cancelled = threading.Event()
         self.ack: dict[str, Any] | None = None
 
@@ -102,7 +103,8 @@ class Session:
         self._send(proto.end(context_id))
 
     def cancel(self, context_id: str = DEFAULT_CONTEXT) -> dict[str, Any]:
-        """Barge-in: stop the context; returns the ack (`audio_ms`, `segments` heard)."""
+        """Barge-in: stop the context; returns the ack (`audio_ms`, `segments`, and the `words`
+        and `heard_text` of the audio sent)."""
         context = self._context(context_id)
         self._send(proto.cancel(context_id))
         if not context.cancelled.wait(self.timeout):
@@ -140,6 +142,13 @@ class Session:
         with self._lock:
             context = self._contexts.get(context_id) or self._finished.get(context_id)
         return list(context.segments) if context else []
+
+    def words(self, context_id: str = DEFAULT_CONTEXT) -> list[dict[str, Any]]:
+        """The words of the `speech.words` messages received so far for the context (`word`,
+        `start_ms`, `end_ms`, `text_start`, `text_end`: offsets into the text you appended)."""
+        with self._lock:
+            context = self._contexts.get(context_id) or self._finished.get(context_id)
+        return list(context.words) if context else []
 
     def close(self) -> None:
         self._ws.close()
@@ -204,6 +213,8 @@ class Session:
         context = self._context(context_id)
         if message["type"] == "speech.segment":
             context.segments.append(message)
+        if message["type"] == "speech.words":
+            context.words.extend(message["words"])
         if message["type"] == "context.cancelled":
             context.ack = message
             context.cancelled.set()

@@ -1,9 +1,11 @@
-"""Fixtures for the framework integrations: a real gunicorn with the tone engine."""
+"""Fixtures for the framework integrations: a real gunicorn with the tone engine, and one with
+Piper (real words, timed exactly) for the tests of the words a caller heard."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import requests
 
 TONE_RATE = 24000
 SECONDS_PER_CHAR = 1 / 14  # the tone engine's speaking rate (voxline/engines/tone.py)
@@ -13,6 +15,22 @@ SECONDS_PER_CHAR = 1 / 14  # the tone engine's speaking rate (voxline/engines/to
 def tone_server(module_server):
     """gunicorn serving the tone engine (voice tone-a: a 440 Hz sine, paced in real time)."""
     return module_server(VOXLINE_ENGINE="tone", VOXLINE_PHRASE_CACHE_MB="0")
+
+
+@pytest.fixture(scope="module")
+def piper_server(module_server):
+    """gunicorn serving Piper (voice joe), warmed by one synthesis: a cold first render can
+    outlast a framework's wait for the first audio."""
+    server = module_server(VOXLINE_ENGINE="piper", VOXLINE_PHRASE_CACHE_MB="0")
+    requests.post(server.url + "/tts", json={"text": "Warm up.", "format": "wav"}, timeout=60)
+    return server
+
+
+def heard_text(text: str, words: list[dict], played_ms: float) -> str:
+    """The text up to the end of the last word whose audio ended by `played_ms` (the server's
+    rule for `heard_text`, applied to what a player played)."""
+    ends = [w["text_end"] for w in words if w["end_ms"] <= played_ms]
+    return text[: max(ends)] if ends else ""
 
 
 def dominant_hz(samples: np.ndarray, rate: int) -> float:

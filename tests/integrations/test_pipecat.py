@@ -15,7 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.integrations.conftest import dominant_hz, longest_silence_ms, tone_samples
+from tests.integrations.conftest import (
+    dominant_hz,
+    heard_text,
+    longest_silence_ms,
+    tone_samples,
+)
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
@@ -99,3 +104,19 @@ def test_an_interruption_cancels_the_turn(pipecat_python, tone_server, tmp_path)
     audio = turn_audio(tmp_path, 1)
     assert abs(len(audio) - tone_samples(report["texts"]["second"], rate)) <= 2 * rate / 14
     assert dominant_hz(audio, rate) == pytest.approx(440, abs=5)
+
+
+def test_after_an_interruption_the_context_holds_the_words_heard(
+    pipecat_python, piper_server, tmp_path
+):
+    """Piper speaks a reply into an output device that plays in real time; the user barges in
+    in the middle of a word: Pipecat's assistant context gets the words played, not the reply."""
+    report = run_driver(pipecat_python, piper_server, tmp_path, "heard")
+    assert report["finished"] and report["errors"] == []
+    reply, cut = report["texts"]["reply"], report["cut_word"]
+    assert cut["start_ms"] < report["played_ms"] < cut["end_ms"]
+    heard = heard_text(reply, report["words"], report["played_ms"])
+    assert heard and reply.startswith(heard) and len(heard) < len(reply) / 2
+    assert report["context_after_cut"] == [{"role": "assistant", "content": heard}]
+    # The next reply, not interrupted, goes into the context whole.
+    assert report["context"][-1] == {"role": "assistant", "content": report["texts"]["second"]}
