@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.fakes import FakeEngine
-from voxline.engines.base import SynthesisParams, Utterance
+from voxline.engines.base import SynthesisParams, Utterance, chunk_parts
 from voxline.scheduler import Cancelled, QueueFull, Scheduler, SynthesisError
 
 
@@ -51,18 +51,32 @@ def test_client_gone_wakes_a_reader_blocked_on_the_next_chunk():
     assert scheduler.active == 0
 
 
+def audio(handle) -> list[np.ndarray]:
+    """A job's audio chunks (each sentence also ends with an empty chunk carrying its words)."""
+    return [chunk_parts(c)[0] for c in handle.chunks() if len(c)]
+
+
+def test_each_sentence_ends_with_its_estimated_words():
+    engine = FakeEngine(n_chunks=2)
+    handle = Scheduler().submit("w", engine, utterances(engine, 2))
+    chunks = list(handle.chunks())
+    words = [chunk_parts(c)[1] for c in chunks]
+    assert [len(c) for c in chunks][2] == 0 and words[2] and not words[0]
+    assert all(w.estimated and w.end <= 0 for w in words[2])
+
+
 def test_sentences_run_in_order_and_errors_stay_with_their_request():
     engine = FakeEngine(n_chunks=2)
     scheduler = Scheduler()
     ok = scheduler.submit("ok", engine, utterances(engine, 3))
-    assert len(list(ok.chunks())) == 6
+    assert len(audio(ok)) == 6
     engine.fail_after = 1
     bad = scheduler.submit("bad", engine, utterances(engine))
     with pytest.raises(SynthesisError):
         list(bad.chunks())
     engine.fail_after = None
     again = scheduler.submit("again", engine, utterances(engine))
-    chunks = list(again.chunks())
+    chunks = audio(again)
     np.testing.assert_array_equal(np.concatenate(chunks),
                                   engine.expected(engine.builtin_voices()["alice"]))
 
@@ -79,7 +93,7 @@ def test_queue_full_is_refused_at_once():
     assert time.monotonic() - started < 0.5
     assert refused.value.retry_after >= 1
     engine.gate.set()
-    assert len(list(first.chunks())) == 3 and len(list(second.chunks())) == 3
+    assert len(audio(first)) == 3 and len(audio(second)) == 3
 
 
 def test_exclusive_tasks_run_on_the_loop_between_steps():

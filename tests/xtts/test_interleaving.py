@@ -127,12 +127,12 @@ def test_new_request_gets_its_first_chunk_before_a_stream_far_ahead_gets_its_nex
     scheduler = Scheduler(max_queue=8, max_active=8)
     engine = TimedEngine(log)
     ahead = scheduler.submit("ahead", engine, timed("ahead", 50))
-    first = ahead.chunks()
+    first = (c for c in ahead.chunks() if len(c))  # audio (words ride in empty chunks too)
     for _ in range(3):
         next(first)  # three seconds of audio sent in a few ms: far ahead of playback
     arrived_at = len(log)
     newcomer = scheduler.submit("new", engine, timed("new", 2))
-    received = list(newcomer.chunks())
+    received = [c for c in newcomer.chunks() if len(c)]
     assert len(received) == 2
     # The stream far ahead yielded: at most the chunk it was making when the newcomer arrived
     # came between the arrival and the newcomer's last chunk.
