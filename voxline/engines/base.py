@@ -176,6 +176,9 @@ class Engine(ABC):
     unavailable_languages: Mapping[str, str] = MappingProxyType({})
     device: str = "cpu"
     can_clone: bool = False
+    # Steps of different streams that may run at once on worker threads (1: the model is
+    # stepped by one thread at a time, as XTTS's shared per-call state requires).
+    parallel_renders: int = 1
 
     @property
     def model_id(self) -> str:

@@ -1,0 +1,57 @@
+"""Admission by predicted lateness: a pure check of whether the engine can start one more
+stream without making it or any running stream late, and when it could.
+
+Every stream is reduced to two numbers: the audio its listener has in hand (`buffered_s`) and
+the audio still to make (`remaining_s`). Within the next `h` seconds a stream needs
+`min(remaining_s, h - buffered_s)` more seconds of audio; the engine makes `capacity` seconds of
+audio per second. The newcomer fits when, at every horizon, everyone's need fits the engine's
+output (the processor-demand test of deadline scheduling). `retry_after` plays the streams
+forward in real time until the newcomer would fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+HORIZONS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+@dataclass(frozen=True)
+class StreamNeed:
+    """One stream's position: audio in hand ahead of its listener, audio left to make."""
+
+    buffered_s: float
+    remaining_s: float
+
+    def need(self, horizon_s: float) -> float:
+        """Seconds of audio this stream must get within `horizon_s` to play without a gap."""
+        return max(0.0, min(self.remaining_s, horizon_s - self.buffered_s))
+
+    def later(self, dt: float) -> StreamNeed:
+        """Where the stream stands `dt` seconds on if it is served just in time."""
+        made = max(0.0, dt - self.buffered_s)
+        return StreamNeed(max(0.0, self.buffered_s - dt), max(0.0, self.remaining_s - made))
+
+
+def fits(running: Sequence[StreamNeed], newcomer: StreamNeed, capacity: float,
+         horizons: Sequence[float] = HORIZONS_S) -> bool:
+    """Whether `capacity` (audio seconds per second) serves every stream and the newcomer
+    in time at every horizon."""
+    streams = [*running, newcomer]
+    return all(sum(s.need(h) for s in streams) <= capacity * h for h in horizons)
+
+
+def capacity_streams(audio_rate: float | None, target_load: float) -> float | None:
+    """Real-time streams the engine sustains at `target_load` of its measured output."""
+    return None if audio_rate is None else audio_rate * target_load
+
+
+def retry_after(running: Sequence[StreamNeed], newcomer: StreamNeed, capacity: float,
+                longest_s: int = 120) -> int:
+    """Whole seconds until the newcomer would fit (at least 1, at most `longest_s`)."""
+    for wait in range(1, longest_s + 1):
+        if fits([s.later(wait) for s in running], newcomer, capacity):
+            return wait
+    return longest_s
+

@@ -1,0 +1,68 @@
+"""Which rows ride the next batched decode step, read from the measured step costs.
+
+A row that has not sent audio yet (a newcomer) rides at once; a running row rides when it
+must (its slack is shorter than its next chunk takes at this batch size) or when riding is
+nearly free: when it slows the step by at most `tolerance` while a newcomer waits for its first
+chunk, or, with no newcomer waiting, when it does not lower audio per second. On a GPU (flat
+cost) everyone rides; on a CPU (cost growing with rows) newcomers are not delayed by rows that
+have audio in hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RowNeed:
+    """One candidate row: its slack (seconds until it must have its next chunk; newcomers
+    have none) and the decode steps its next chunk still needs."""
+
+    slack_s: float | None
+    steps_to_chunk: int
+
+    @property
+    def newcomer(self) -> bool:
+        return self.slack_s is None
+
+
+def choose_rows(rows: Sequence[RowNeed], step_cost: Callable[[int], float | None],
+                max_rows: int, tolerance: float = 0.15) -> list[int]:
+    """Indices of the rows that ride the next step, most urgent first. `rows` come in
+    urgency order; `step_cost(n)` is the predicted seconds of an n-row step (None: unknown,
+    then the first `max_rows` ride, as plain continuous batching)."""
+    if not rows:
+        return []
+    if step_cost(1) is None:
+        return list(range(min(max_rows, len(rows))))
+    chosen = [i for i, r in enumerate(rows) if r.newcomer][:max_rows]
+    waiting_newcomer = bool(chosen)
+    for i, row in enumerate(rows):
+        if len(chosen) >= max_rows:
+            break
+        if i in chosen:
+            continue
+        if _must_ride(row, len(chosen) + 1, step_cost) or _nearly_free(
+                len(chosen), step_cost, waiting_newcomer, tolerance):
+            chosen.append(i)
+    return sorted(chosen, key=lambda i: (not rows[i].newcomer, i)) if chosen else [0]
+
+
+def _must_ride(row: RowNeed, rows: int, step_cost: Callable[[int], float | None]) -> bool:
+    """Whether the row would miss its deadline if it sat out steps of this size until the
+    others' chunks are done (it then needs its own steps, one chunk's worth)."""
+    cost = step_cost(rows) or 0.0
+    return row.slack_s is not None and row.slack_s <= 2 * row.steps_to_chunk * cost
+
+
+def _nearly_free(riding: int, step_cost: Callable[[int], float | None],
+                 waiting_newcomer: bool, tolerance: float) -> bool:
+    if riding == 0:
+        return True
+    now, more = step_cost(riding), step_cost(riding + 1)
+    if now is None or more is None:
+        return False
+    if waiting_newcomer:
+        return more <= now * (1 + tolerance)
+    return (riding + 1) / more >= riding / now
