@@ -213,7 +213,7 @@ class Scheduler:
         if len(self._active) + len(self._pending) >= self.max_active + self.max_queue:
             self.admissions["refused"] += 1
             raise QueueFull(self.retry_after())
-        queued = len(self._active) >= self.max_active
+        queued = len(self._active) + len(self._pending) >= self.max_active
         self.admissions["queued" if queued else "admitted"] += 1
         self._pending.append(job)
 
@@ -339,7 +339,7 @@ class Scheduler:
             return self._arrivals != arrivals or any(j.cancelled() for j in group)
 
         streams = {j.stream: j for j in group}
-        started = time.perf_counter()
+        started = self.clock()
         try:
             chunks = batcher.advance(list(streams), interrupt)
         except Exception as exc:
@@ -351,7 +351,7 @@ class Scheduler:
         if len(group) > 1:
             self.batched_steps += 1
         audio = sum(len(c) for c in chunks.values() if c is not None)
-        costs.observe_step(time.perf_counter() - started, audio / group[0].engine.sample_rate)
+        costs.observe_step(self.clock() - started, audio / group[0].engine.sample_rate)
         for stream, chunk in chunks.items():
             self._deliver(streams[stream], chunk)
 
@@ -403,7 +403,7 @@ class Scheduler:
         REQUEST_ID.set(job.request_id)
         with self._cond:
             concurrent = self._renders.get(job.engine, 1)
-        started = time.perf_counter()
+        started = self.clock()
         try:
             chunk = job.stream.step()
         except Exception as exc:
@@ -414,7 +414,7 @@ class Scheduler:
         if chunk is not None:
             with self._cond:
                 concurrent = max(concurrent, self._renders.get(job.engine, 1))
-            costs.observe_step(time.perf_counter() - started,
+            costs.observe_step(self.clock() - started,
                                len(chunk) / job.engine.sample_rate, concurrent)
         self._deliver(job, chunk)
 
