@@ -13,11 +13,11 @@ LINEAR = StepCosts({1: 0.1, 8: 0.8})  # a row costs as much as a step alone
 CPU = StepCosts({1: 0.1, 2: 0.16, 4: 0.26, 8: 0.45})  # batching pays, but each row costs
 
 
-def test_render_costs_learn_the_pace_and_assume_parallel_levels_scale_until_seen():
+def test_render_costs_learn_the_pace_and_count_parallel_renders_once_seen():
     costs = RenderCosts(parallel=2)
     assert costs.audio_rate() is None and costs.step_cost(1.0) == 0.0
     costs.observe_step(seconds=0.1, audio_s=1.0)  # 10 s of audio a second, alone
-    assert costs.audio_rate() == pytest.approx(20.0)  # two renders assumed to scale
+    assert costs.audio_rate() == pytest.approx(10.0)  # no gain assumed from a second render
     assert costs.step_cost(2.0) == pytest.approx(0.2)
     for _ in range(50):  # two at once turn out to make 12 s/s in all (shared cores)
         costs.observe_step(seconds=1 / 6, audio_s=1.0, concurrent=2)

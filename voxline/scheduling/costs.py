@@ -44,21 +44,11 @@ class RenderCosts:
                 self._audio_per_char = _blend(self._audio_per_char, audio_s / chars)
 
     def audio_rate(self) -> float | None:
-        """Audio seconds the engine makes per second with all its renders busy (None:
-        unknown). Levels of parallel renders not yet seen are assumed to scale from the
-        nearest one below, until they run and are measured."""
+        """Audio seconds the engine makes per second with its renders busy (None: unknown):
+        the best measured level of parallel renders. A level not yet seen counts as no gain
+        over the ones below (cores may be shared): it is measured as soon as renders overlap."""
         with self._lock:
-            if not self._rate:
-                return None
-            best = 0.0
-            for level in range(1, self.parallel + 1):
-                if level in self._rate:
-                    best = max(best, self._rate[level])
-                    continue
-                nearest = max((n for n in self._rate if n < level), default=None)
-                if nearest is not None:
-                    best = max(best, self._rate[nearest] * level / nearest)
-            return best or max(self._rate.values())
+            return max(self._rate.values()) if self._rate else None
 
     def step_cost(self, audio_s: float) -> float:
         """Predicted wall seconds one render takes to make `audio_s` of audio, at the slowest
