@@ -95,4 +95,12 @@ def test_cpu_without_newcomers_rows_ride_while_batching_raises_throughput():
 
 
 def test_newcomers_all_ride_first_up_to_the_batch_size():
-    assert choose_rows(rows(5.0, None, None, 6.0), CPU, max_rows=2) == [1, 2]
+    assert choose_rows(rows(5.0, None, None, 6.0), FLAT, max_rows=2) == [1, 2]
+
+
+def test_simultaneous_newcomers_batch_only_where_it_lowers_their_summed_wait():
+    # Three newcomers together: 3 rows must cost at most 2 single steps.
+    assert choose_rows(rows(None, None, None), StepCosts({1: 0.1, 4: 0.2}), 8) == [0, 1, 2]
+    assert choose_rows(rows(None, None, None), FLAT, max_rows=8) == [0, 1, 2]
+    assert choose_rows(rows(None, None, None), CPU, max_rows=8) == [0]  # 0.21 s > 0.2 s
+    assert choose_rows(rows(None, None, None), LINEAR, max_rows=8) == [0]  # one at a time

@@ -1,6 +1,9 @@
 """Which rows ride the next batched decode step, read from the measured step costs.
 
-A row that has not sent audio yet (a newcomer) rides at once; a running row rides when it
+Newcomers (rows that have sent no audio yet) ride first: k of them together when a k-row step
+costs at most (k + 1) / 2 one-row steps, so that their median and worst time to first audio are
+no worse than serving them one after another (interleaving); otherwise the oldest alone. A
+running row rides when it
 must (its slack is shorter than its next chunk takes at this batch size) or when riding is
 nearly free: when it slows the step by at most `tolerance` while a newcomer waits for its first
 chunk, or, with no newcomer waiting, when it does not lower audio per second. On a GPU (flat
@@ -36,7 +39,7 @@ def choose_rows(rows: Sequence[RowNeed], step_cost: Callable[[int], float | None
         return []
     if step_cost(1) is None:
         return list(range(min(max_rows, len(rows))))
-    chosen = [i for i, r in enumerate(rows) if r.newcomer][:max_rows]
+    chosen = _newcomers(rows, step_cost, max_rows)
     waiting_newcomer = bool(chosen)
     for i, row in enumerate(rows):
         if len(chosen) >= max_rows:
@@ -47,6 +50,20 @@ def choose_rows(rows: Sequence[RowNeed], step_cost: Callable[[int], float | None
                 len(chosen), step_cost, waiting_newcomer, tolerance):
             chosen.append(i)
     return sorted(chosen, key=lambda i: (not rows[i].newcomer, i)) if chosen else [0]
+
+
+def _newcomers(rows: Sequence[RowNeed], step_cost: Callable[[int], float | None],
+               max_rows: int) -> list[int]:
+    """The newcomers that ride together: the most, in arrival order, whose shared step is no
+    slower for them than taking turns alone."""
+    newcomers = [i for i, r in enumerate(rows) if r.newcomer][:max_rows]
+    single = step_cost(1) or 0.0
+    best = min(1, len(newcomers))
+    for k in range(2, len(newcomers) + 1):
+        cost = step_cost(k)
+        if cost is not None and cost <= single * (k + 1) / 2:
+            best = k
+    return newcomers[:best]
 
 
 def _must_ride(row: RowNeed, rows: int, step_cost: Callable[[int], float | None]) -> bool:
