@@ -10,6 +10,7 @@ import pytest
 
 from voxline.engines.base import Engine, SynthesisParams, Utterance
 from voxline.scheduler import Scheduler
+from voxline.scheduling.costs import StepCosts
 
 pytestmark = pytest.mark.slow
 
@@ -149,7 +150,19 @@ def greedy(speed=1.0):
     return SynthesisParams(top_k=1, seed=9, min_new_tokens=24, max_new_tokens=24, speed=speed)
 
 
-def test_requests_arriving_together_run_as_one_batch_equal_to_solo(engine, voices):
+class GpuLikeCosts(StepCosts):
+    """Decode step costs fixed as a GPU's (a row is nearly free), so that every row rides."""
+
+    def __init__(self) -> None:
+        super().__init__({1: 0.010, 8: 0.011})
+
+    def observe(self, rows: int, seconds: float) -> None:
+        pass
+
+
+def test_requests_arriving_together_run_as_one_batch_equal_to_solo(engine, voices,
+                                                                   monkeypatch):
+    monkeypatch.setattr(engine.batcher, "step_costs", GpuLikeCosts())
     items = [(t, v, greedy(speed=1.0 + 0.1 * i)) for i, (t, v) in enumerate(GREEDY)]
     expected = [solo(engine, voices, *it) for it in items]
     scheduler = Scheduler(max_queue=8, max_active=8, max_batch=4)
