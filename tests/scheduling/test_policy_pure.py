@@ -50,6 +50,15 @@ def test_fits_at_every_horizon(running, newcomer, capacity, ok):
     assert fits(running, newcomer, capacity) is ok
 
 
+def test_a_chunk_arrives_whole_so_a_stream_due_soon_needs_all_of_it():
+    stream = StreamNeed(buffered_s=1.0, remaining_s=10.0, chunk_s=3.0)
+    assert [stream.need(h) for h in (1.0, 1.5, 4.0, 4.5)] == [0.0, 3.0, 3.0, 6.0]
+    assert StreamNeed(1.0, 10.0).need(1.5) == 0.5  # a smooth flow
+    # Two such streams due in 0.5 s on a 3x engine: 6 s of audio in 0.5 s does not fit.
+    assert not fits([StreamNeed(0.5, 10, 3.0)], StreamNeed(0.5, 10, 3.0), 3.0)
+    assert fits([StreamNeed(0.5, 10)], StreamNeed(0.5, 10), 3.0)
+
+
 def test_retry_after_is_when_a_running_stream_has_made_its_audio():
     running = [StreamNeed(0, 7.0), StreamNeed(0, 3.0)]  # served just in time, in real time
     newcomer = StreamNeed(0, 5)

@@ -1,16 +1,18 @@
 """Admission by predicted lateness: a pure check of whether the engine can start one more
 stream without making it or any running stream late, and when it could.
 
-Every stream is reduced to two numbers: the audio its listener has in hand (`buffered_s`) and
-the audio still to make (`remaining_s`). Within the next `h` seconds a stream needs
-`min(remaining_s, h - buffered_s)` more seconds of audio; the engine makes `capacity` seconds of
-audio per second. The newcomer fits when, at every horizon, everyone's need fits the engine's
-output (the processor-demand test of deadline scheduling). `retry_after` plays the streams
-forward in real time until the newcomer would fit.
+Every stream is reduced to three numbers: the audio its listener has in hand (`buffered_s`),
+the audio still to make (`remaining_s`) and the audio of its chunks (`chunk_s`: a chunk
+arrives whole, so a stream due within `h` needs its whole next chunk by then). Within the next
+`h` seconds a stream needs `min(remaining_s, h - buffered_s)` more seconds of audio, rounded up
+to whole chunks; the engine makes `capacity` seconds of audio per second. The newcomer fits
+when, at every horizon, everyone's need fits the engine's output (the processor-demand test of
+deadline scheduling). `retry_after` plays the streams forward in real time until it would fit.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,19 +21,27 @@ HORIZONS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 @dataclass(frozen=True)
 class StreamNeed:
-    """One stream's position: audio in hand ahead of its listener, audio left to make."""
+    """One stream's position: audio in hand ahead of its listener, audio left to make, and
+    the audio one chunk of it carries (0: audio comes in a smooth flow)."""
 
     buffered_s: float
     remaining_s: float
+    chunk_s: float = 0.0
 
     def need(self, horizon_s: float) -> float:
         """Seconds of audio this stream must get within `horizon_s` to play without a gap."""
-        return max(0.0, min(self.remaining_s, horizon_s - self.buffered_s))
+        gap = horizon_s - self.buffered_s
+        if gap <= 0:
+            return 0.0
+        if self.chunk_s > 0:
+            gap = math.ceil(gap / self.chunk_s - 1e-9) * self.chunk_s
+        return min(self.remaining_s, gap)
 
     def later(self, dt: float) -> StreamNeed:
         """Where the stream stands `dt` seconds on if it is served just in time."""
         made = max(0.0, dt - self.buffered_s)
-        return StreamNeed(max(0.0, self.buffered_s - dt), max(0.0, self.remaining_s - made))
+        return StreamNeed(max(0.0, self.buffered_s - dt), max(0.0, self.remaining_s - made),
+                          self.chunk_s)
 
 
 def fits(running: Sequence[StreamNeed], newcomer: StreamNeed, capacity: float,

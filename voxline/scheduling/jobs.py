@@ -80,7 +80,9 @@ class Job:
         left = costs.audio_of_text(sum(len(s.text) for s in self.sentences))
         if self.stream is not None:
             left += max(0.0, costs.audio_of_text(self.sentence_chars) - self.sentence_audio_s)
-        return StreamNeed(buffered, left)
+        # A playing stream's next chunk is due whole; one not yet playing flows (its first
+        # audio is a matter of order: newcomers go first).
+        return StreamNeed(buffered, left, self.last_chunk_s)
 
     def cancelled(self) -> bool:
         return self.cancel.is_set() or self.client_gone()
