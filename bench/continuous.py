@@ -160,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     engine = XttsEngine(args.xtts_dir, device=args.device)
     voice = next(iter(engine.builtin_voices().values()))
     engine.warmup(voice)
+    measure = getattr(engine.batcher, "measure_step_costs", None)
+    if measure is not None:  # the startup calibration the continuous policy reads
+        table = measure(voice)
+        print("decode step seconds by rows: "
+              + ", ".join(f"{rows}: {s:.3f}" for rows, s in table.items()) + "\n")
     print("| config | c | wall (s) | audio s/s | vs serialised | TTFA p50 (s) | TTFA p95 (s) "
           "| rows/GPT step | vocoder share |")
     print("|---|---|---|---|---|---|---|---|---|")
