@@ -208,3 +208,16 @@ def test_a_full_batch_advances_the_rows_with_the_earliest_deadlines(engine, voic
     assert engine.stats.rows - rows <= 2 * (engine.stats.steps - steps)
     for i, want in enumerate(expected):
         np.testing.assert_allclose(results[i], want, rtol=0, atol=1e-4, err_msg=f"row {i}")
+
+
+def test_decode_step_costs_are_measured_by_rows_and_refreshed_live(engine, voices):
+    voice = next(iter(voices.values()))
+    table = engine.batcher.measure_step_costs(voice, sizes=(1, 2, 4), steps=3)
+    assert sorted(table) == [1, 2, 4] and all(s > 0 for s in table.values())
+    assert engine.batcher.step_costs(3) is not None  # interpolated
+    before = engine.stats.steps
+    scheduler = Scheduler(max_queue=8, max_active=8, max_batch=4)
+    list(scheduler.submit("live", engine, utterances(voices, *GREEDY[2][:2], greedy()))
+         .chunks())
+    assert engine.stats.steps > before
+    assert engine.batcher.step_costs(1) != table[1]  # refreshed by the live steps

@@ -168,24 +168,37 @@ class XttsBatcher(Batcher):
         return out
 
     def measure_step_costs(self, voice, sizes: tuple[int, ...] = (1, 2, 4, 8),
-                           steps: int = 3) -> dict[int, float]:
-        """Time `steps` decode steps at each batch size (startup calibration on the device:
-        a row is nearly free on a GPU, costly on a CPU); live steps refine the table."""
+                           steps: int = 6) -> dict[int, float]:
+        """Time decode steps at each batch size (startup calibration on the device: a row is
+        nearly free on a GPU, costly on a CPU): the median of `steps` steps after one warm-up
+        pass over all sizes. Live steps refine the table from then on."""
         from voxline.engines.base import SynthesisParams
 
         params = SynthesisParams(min_new_tokens=steps + 2, max_new_tokens=steps + 2,
                                  top_k=1, seed=0)
-        for size in sizes:
-            streams = [self.open(Utterance("Hello there.", voice, "en", params), (steps + 2,))
-                       for _ in range(size)]
-            try:
-                counted = iter(range(steps))
-                self.advance(streams, lambda counted=counted: next(counted, None) is None)
-            finally:
-                for stream in streams:
-                    stream.close()
-        logger.info("decode step seconds by rows: %s", self.step_costs.table())
-        return self.step_costs.table()
+        live = self.step_costs
+        seen: dict[int, list[float]] = {}
+        try:
+            for _warm_up_first in (True, False):
+                seen.clear()
+                self.step_costs = _Recorder(seen)
+                for size in sizes:
+                    streams = [self.open(Utterance("Hello there.", voice, "en", params),
+                                         (steps + 2,)) for _ in range(size)]
+                    counted = iter(range(steps))
+                    try:
+                        self.advance(streams,
+                                     lambda counted=counted: next(counted, None) is None)
+                    finally:
+                        for stream in streams:
+                            stream.close()
+        finally:
+            self.step_costs = live
+        for rows, seconds in seen.items():
+            live.seed(rows, sorted(seconds)[len(seconds) // 2])
+        logger.info("decode step seconds by rows: %s", live.table())
+        return live.table()
+
 
     def _take(self, outputs: list[StepOutput], streams: dict[GptRow, XttsStream]) -> None:
         ended = []
@@ -212,3 +225,13 @@ class XttsBatcher(Batcher):
             self.stats.audio_s += len(out[stream]) / self._engine.sample_rate
         self.stats.vocoder_s += time.perf_counter() - started
         return out
+
+
+class _Recorder:
+    """Collects step times by rows during a calibration."""
+
+    def __init__(self, seen: dict[int, list[float]]) -> None:
+        self._seen = seen
+
+    def observe(self, rows: int, seconds: float) -> None:
+        self._seen.setdefault(rows, []).append(seconds)

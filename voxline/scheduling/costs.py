@@ -79,6 +79,11 @@ class StepCosts:
             with self._lock:
                 self._seconds[rows] = _blend(self._seconds.get(rows), seconds)
 
+    def seed(self, rows: int, seconds: float) -> None:
+        """Set a measured cost outright (a calibration), replacing any average."""
+        with self._lock:
+            self._seconds[rows] = seconds
+
     def table(self) -> dict[int, float]:
         with self._lock:
             return dict(sorted(self._seconds.items()))
