@@ -104,7 +104,7 @@ class Scheduler:
 
     def __init__(self, max_queue: int = 16, wait_timeout_s: float = 120.0,
                  max_active: int = 8, max_batch: int = 1, max_ahead_s: float = 10.0,
-                 target_load: float = 0.85,
+                 target_load: float = 0.85, first_audio_s: float = 1.5,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.max_queue = max_queue
         self.max_ahead_s = max_ahead_s
@@ -112,6 +112,9 @@ class Scheduler:
         self.max_batch = max_batch
         self.wait_timeout_s = wait_timeout_s
         self.target_load = target_load
+        # Admission allows a new stream this long for its first chunk (its playback starts
+        # then); running streams must meet their deadlines meanwhile.
+        self.first_audio_s = first_audio_s
         self.clock = clock
         self._cond = threading.Condition()
         self._pending: deque[Job] = deque()
@@ -200,9 +203,9 @@ class Scheduler:
         capacity = admission.capacity_streams(costs.audio_rate(), self.target_load)
         if capacity is not None:
             now = self.clock()
-            running = [j.need(costs, now) for j in (*self._active, *self._pending)
-                       if j.engine is job.engine]
-            newcomer = job.need(costs, now)
+            running = [j.need(costs, now, self.first_audio_s)
+                       for j in (*self._active, *self._pending) if j.engine is job.engine]
+            newcomer = job.need(costs, now, self.first_audio_s)
             if not admission.fits(running, newcomer, capacity):
                 self.admissions["refused"] += 1
                 wait = admission.retry_after(running, newcomer, capacity)
@@ -430,9 +433,10 @@ class Scheduler:
                     self._finish(job, _END)
                     self._mark_completion(time.monotonic())
             return
+        seconds = len(chunk) / job.engine.sample_rate
         if job.first_chunk_at is None:
             job.first_chunk_at = self.clock()
-        seconds = len(chunk) / job.engine.sample_rate
+            self._costs[job.engine].observe_first_chunk(seconds)
         job.audio_s += seconds
         job.sentence_audio_s += seconds
         job.last_chunk_s = seconds

@@ -117,7 +117,7 @@ def calibrated(step_s: float, chunk_s: float = 1.0):
     """A scheduler whose engine pace is measured: one 4-chunk request run alone."""
     clock = Clock()
     engine = ScriptedEngine(clock, step_s=step_s, chunk_s=chunk_s)
-    scheduler = Scheduler(max_active=32, clock=clock, target_load=1.0)
+    scheduler = Scheduler(max_active=32, clock=clock, target_load=1.0, first_audio_s=1.0)
     read_all([scheduler.submit("w", engine, job("w", 4))])  # "w:4": 4 s of 3 chars
     return clock, engine, scheduler
 
@@ -127,13 +127,14 @@ def test_admission_refuses_at_once_with_the_seconds_until_a_stream_is_made():
     clock, engine, scheduler = calibrated(step_s=0.25)
     assert scheduler.capacity_streams == pytest.approx(4.0)
     text = job("x", 4)  # "x:4" is 3 characters: measured as 4 s of audio
-    gate = threading.Event()
-    engine.after_step[5] = lambda: gate.wait(10)  # hold the first new step: time stands
-    held = [scheduler.submit(f"r{i}", engine, text) for i in range(4)]
-    with pytest.raises(QueueFull) as refused:
+    gate, holding = threading.Event(), threading.Event()
+    engine.after_step[5] = lambda: holding.set() or gate.wait(10)  # time stands in step 5
+    held = [scheduler.submit(f"r{i}", engine, text) for i in range(3)]
+    holding.wait(5)  # 0.25 s on: three first chunks (1 s each) are due within 0.75 s
+    held.append(scheduler.submit("r3", engine, text))  # 3 + 1 chunks within 1.0 s: fits
+    with pytest.raises(QueueFull) as refused:  # 5 chunks within 1.0 s: it does not
         scheduler.submit("late", engine, text)
-    # Four streams need 4 s of audio each, played in real time: the first has made all of its
-    # audio (and room opens) 4 s from now.
+    # Played just in time, the four have made all their audio 4 s from now: room opens.
     assert refused.value.retry_after == 4
     assert scheduler.admissions == {"admitted": 5, "queued": 0, "refused": 1}
     gate.set()

@@ -113,3 +113,12 @@ def test_simultaneous_newcomers_batch_only_where_it_lowers_their_summed_wait():
     assert choose_rows(rows(None, None, None), FLAT, max_rows=8) == [0, 1, 2]
     assert choose_rows(rows(None, None, None), CPU, max_rows=8) == [0]  # 0.21 s > 0.2 s
     assert choose_rows(rows(None, None, None), LINEAR, max_rows=8) == [0]  # one at a time
+
+
+def test_served_just_in_time_a_chunked_stream_keeps_part_of_a_chunk_in_hand():
+    stream = StreamNeed(buffered_s=1.0, remaining_s=5.0, chunk_s=2.0)
+    assert stream.later(0.5) == StreamNeed(0.5, 5.0, 2.0)
+    assert stream.later(1.5) == StreamNeed(1.5, 3.0, 2.0)  # one chunk came as audio ran out
+    assert stream.later(6.5) == StreamNeed(0.0, 0.0, 2.0)  # all made, all played
+    # Demand is checked where it steps up (due points), not only at fixed horizons.
+    assert not fits([StreamNeed(0.6, 9, 2.0)], StreamNeed(0.6, 9, 2.0), 3.0)  # 4 s by 0.6 s

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 HORIZONS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+SHORTEST_S = 0.25  # no horizon is shorter: a chunk in progress is not counted as late
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,20 @@ class StreamNeed:
         return min(self.remaining_s, gap)
 
     def later(self, dt: float) -> StreamNeed:
-        """Where the stream stands `dt` seconds on if it is served just in time."""
-        made = max(0.0, dt - self.buffered_s)
-        return StreamNeed(max(0.0, self.buffered_s - dt), max(0.0, self.remaining_s - made),
-                          self.chunk_s)
+        """Where the stream stands `dt` seconds on if it is served just in time: each chunk
+        arrives as the audio before it runs out."""
+        if dt <= self.buffered_s:
+            return StreamNeed(self.buffered_s - dt, self.remaining_s, self.chunk_s)
+        played = dt - self.buffered_s
+        made = played if self.chunk_s <= 0 else math.ceil(played / self.chunk_s) * self.chunk_s
+        made = min(made, self.remaining_s)
+        return StreamNeed(max(0.0, made - played), self.remaining_s - made, self.chunk_s)
+
+    def due_points(self) -> list[float]:
+        """Horizons where this stream's need steps up: its next two chunks' deadlines."""
+        if self.remaining_s <= 0:
+            return []
+        return [self.buffered_s + 1e-6, self.buffered_s + self.chunk_s + 1e-6]
 
 
 def fits(running: Sequence[StreamNeed], newcomer: StreamNeed, capacity: float,
@@ -49,7 +60,9 @@ def fits(running: Sequence[StreamNeed], newcomer: StreamNeed, capacity: float,
     """Whether `capacity` (audio seconds per second) serves every stream and the newcomer
     in time at every horizon."""
     streams = [*running, newcomer]
-    return all(sum(s.need(h) for s in streams) <= capacity * h for h in horizons)
+    points = {max(SHORTEST_S, p) for s in streams for p in s.due_points()}
+    checked = sorted({*horizons, *(p for p in points if p <= max(horizons))})
+    return all(sum(s.need(h) for s in streams) <= capacity * h for h in checked)
 
 
 def capacity_streams(audio_rate: float | None, target_load: float) -> float | None:

@@ -27,6 +27,16 @@ class RenderCosts:
         # Audio seconds made per wall second, keyed by how many renders ran at once.
         self._rate: dict[int, float] = {}
         self._audio_per_char: float | None = None
+        self._first_chunk_s: float | None = None
+
+    def observe_first_chunk(self, audio_s: float) -> None:
+        """A stream's first chunk carried `audio_s` of audio."""
+        with self._lock:
+            self._first_chunk_s = _blend(self._first_chunk_s, audio_s)
+
+    def first_chunk_s(self) -> float:
+        """The audio a first chunk typically carries (0 before any)."""
+        return self._first_chunk_s or 0.0
 
     def observe_step(self, seconds: float, audio_s: float, concurrent: int = 1) -> None:
         """One step that took `seconds` of wall time and made `audio_s` of audio while

@@ -74,15 +74,17 @@ class Job:
             return self.arrival
         return self.deadline() - costs.step_cost(self.last_chunk_s)
 
-    def need(self, costs: RenderCosts, now: float) -> StreamNeed:
-        """Audio in hand ahead of the listener and audio still to make, predicted."""
-        buffered = 0.0 if self.first_chunk_at is None else max(0.0, self.deadline() - now)
+    def need(self, costs: RenderCosts, now: float, first_audio_s: float) -> StreamNeed:
+        """Audio in hand ahead of the listener and audio still to make, predicted. A stream
+        not yet playing is due `first_audio_s` after its arrival (its first-audio allowance),
+        then plays on; each next chunk is due whole."""
         left = costs.audio_of_text(sum(len(s.text) for s in self.sentences))
         if self.stream is not None:
             left += max(0.0, costs.audio_of_text(self.sentence_chars) - self.sentence_audio_s)
-        # A playing stream's next chunk is due whole; one not yet playing flows (its first
-        # audio is a matter of order: newcomers go first).
-        return StreamNeed(buffered, left, self.last_chunk_s)
+        if self.first_chunk_at is None:
+            due = max(0.0, self.arrival + first_audio_s - now)
+            return StreamNeed(due, left, costs.first_chunk_s())
+        return StreamNeed(max(0.0, self.deadline() - now), left, self.last_chunk_s)
 
     def cancelled(self) -> bool:
         return self.cancel.is_set() or self.client_gone()
