@@ -92,8 +92,14 @@ def test_cpu_newcomer_rides_alone_while_others_have_audio_in_hand():
 
 
 def test_cpu_a_row_near_its_deadline_rides_with_the_newcomer():
-    # 10 steps to its chunk at 0.16 s/step: 1.6 s; with 1.0 s of slack it must ride now.
-    assert choose_rows(rows(None, 1.0, 6.0), CPU, max_rows=8) == [0, 1]
+    # 10 steps to its chunk at 0.16 s/step: 1.6 s; with 2.0 s of slack it must ride now.
+    assert choose_rows(rows(None, 2.0, 6.0), CPU, max_rows=8) == [0, 1]
+
+
+def test_cpu_a_row_late_either_way_does_not_slow_first_audio():
+    # 1.0 s of slack, 1.6 s to its chunk even riding: it sits out until the newcomer has audio.
+    assert choose_rows(rows(None, 1.0, -2.0), CPU, max_rows=8) == [0]
+    assert choose_rows(rows(1.0, -2.0), CPU, max_rows=8) == [0, 1]  # no newcomer: both ride
 
 
 def test_cpu_without_newcomers_rows_ride_while_batching_raises_throughput():

@@ -8,7 +8,7 @@ must (its slack is shorter than its next chunk takes at this batch size) or when
 nearly free: when it slows the step by at most `tolerance` while a newcomer waits for its first
 chunk, or, with no newcomer waiting, when it does not lower audio per second. On a GPU (flat
 cost) everyone rides; on a CPU (cost growing with rows) newcomers are not delayed by rows that
-have audio in hand.
+have audio in hand, nor by rows that will be late whether they ride or not.
 """
 
 from __future__ import annotations
@@ -67,10 +67,13 @@ def _newcomers(rows: Sequence[RowNeed], step_cost: Callable[[int], float | None]
 
 
 def _must_ride(row: RowNeed, rows: int, step_cost: Callable[[int], float | None]) -> bool:
-    """Whether the row would miss its deadline if it sat out steps of this size until the
-    others' chunks are done (it then needs its own steps, one chunk's worth)."""
-    cost = step_cost(rows) or 0.0
-    return row.slack_s is not None and row.slack_s <= 2 * row.steps_to_chunk * cost
+    """Whether riding now is what keeps the row on time: it makes its deadline riding every
+    step from now, but not if it first sat out steps of this size for a newcomer (then it needs
+    its own steps too). A row late either way does not slow first audio."""
+    if row.slack_s is None:
+        return False
+    needed = row.steps_to_chunk * (step_cost(rows) or 0.0)
+    return needed <= row.slack_s <= 2 * needed
 
 
 def _nearly_free(riding: int, step_cost: Callable[[int], float | None],
