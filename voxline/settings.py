@@ -45,6 +45,8 @@ class Settings:
     # Admission by predicted lateness: a request is refused at once (503, Retry-After) when
     # the streams would need more than this share of the engine's measured output.
     target_load: float = 0.85
+    # ... counting a new stream due this long after its arrival (its first-audio allowance).
+    first_audio_s: float = 1.5
     # Rows per GPT forward pass (continuous batching): with more active requests, those with
     # the earliest playback deadlines advance (1: interleave). See bench/RESULTS.md.
     max_batch: int = 8
@@ -129,7 +131,8 @@ class Settings:
         self.chunk_sizes()
         if not 0 < self.target_load <= 1:
             raise SettingsError("VOXLINE_TARGET_LOAD must be more than 0 and at most 1")
-        for name in ("max_ahead_s", "write_timeout_s", "render_stall_s", "queue_timeout_s"):
+        for name in ("max_ahead_s", "write_timeout_s", "render_stall_s", "queue_timeout_s",
+                     "first_audio_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"VOXLINE_{name.upper()} must be more than 0")
         if self.threads < 1:
