@@ -283,7 +283,9 @@ class Scheduler:
                  and self._renders.get(j.engine, 0) < _parallel(j.engine)]
         if not ready:
             return []
-        ready.sort(key=lambda j: (j.latest_start(self._costs[j.engine]), j.number))
+        # First audio first (arrival order), then streams with audio by latest start.
+        ready.sort(key=lambda j: (j.first_chunk_at is not None,
+                                  j.latest_start(self._costs[j.engine]), j.number))
         engine = ready[0].engine
         # Batch candidates: enough for a full batch after some of them end or sit out.
         claimed = [ready[0]] if _parallel(engine) > 1 else [

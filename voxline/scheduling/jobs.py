@@ -69,7 +69,7 @@ class Job:
 
     def latest_start(self, costs: RenderCosts) -> float:
         """When its next chunk must start so that it is ready by the deadline: the order in
-        which the scheduler serves streams (a newcomer's is its arrival: first audio first)."""
+        which the scheduler serves streams with audio (newcomers all go first, by arrival)."""
         if self.first_chunk_at is None:
             return self.arrival
         return self.deadline() - costs.step_cost(self.last_chunk_s)
