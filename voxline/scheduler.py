@@ -201,7 +201,7 @@ class Scheduler:
         """Refuse a job that would make itself or others late, or find no room; otherwise
         put it in the wait queue (the loop admits it at once while under `max_active`)."""
         capacity = admission.capacity_streams(costs.audio_rate(), self.target_load)
-        if capacity is not None:
+        if capacity is not None and self.target_load > 0:  # 0: by the count limits only
             now = self.clock()
             running = [j.need(costs, now, self.first_audio_s)
                        for j in (*self._active, *self._pending) if j.engine is job.engine]

@@ -43,7 +43,8 @@ class Settings:
     # queue. The measured capacity usually refuses first: see target_load.
     max_active: int = 32
     # Admission by predicted lateness: a request is refused at once (503, Retry-After) when
-    # the streams would need more than this share of the engine's measured output.
+    # the streams would need more than this share of the engine's measured output (0: off,
+    # only the count limits apply).
     target_load: float = 0.85
     # ... counting a new stream due this long after its arrival (its first-audio allowance).
     first_audio_s: float = 1.5
@@ -129,8 +130,8 @@ class Settings:
         if self.max_active < 1:
             raise SettingsError("VOXLINE_MAX_ACTIVE must be at least 1")
         self.chunk_sizes()
-        if not 0 < self.target_load <= 1:
-            raise SettingsError("VOXLINE_TARGET_LOAD must be more than 0 and at most 1")
+        if not 0 <= self.target_load <= 1:
+            raise SettingsError("VOXLINE_TARGET_LOAD must be 0 (off) to 1")
         for name in ("max_ahead_s", "write_timeout_s", "render_stall_s", "queue_timeout_s",
                      "first_audio_s"):
             if not getattr(self, name) > 0:

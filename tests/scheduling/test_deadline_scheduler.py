@@ -225,3 +225,11 @@ def test_cpu_like_costs_give_the_newcomer_its_first_chunk_alone():
     calls = batch_run(StepCosts({1: 0.2, 2: 0.3, 4: 0.5, 8: 0.9}))
     assert calls[0] == ["c"]
     assert calls[1] == ["a", "b", "c"]  # then all batched again: throughput
+
+
+def test_target_load_zero_turns_admission_by_capacity_off():
+    clock, engine, scheduler = calibrated(step_s=4.0)  # 4 s per 1 s chunk: 0.25 streams
+    scheduler.target_load = 0
+    handles = [scheduler.submit(f"r{i}", engine, job("x", 1)) for i in range(3)]
+    assert scheduler.admissions["refused"] == 0
+    read_all(handles)

@@ -13,7 +13,7 @@ def test_admission_settings_from_the_environment():
     assert Settings().max_active == 32  # a safety cap: measured capacity refuses first
 
 
-@pytest.mark.parametrize("env", [{"VOXLINE_TARGET_LOAD": "1.5"}, {"VOXLINE_TARGET_LOAD": "0"},
+@pytest.mark.parametrize("env", [{"VOXLINE_TARGET_LOAD": "1.5"}, {"VOXLINE_TARGET_LOAD": "-1"},
                                  {"VOXLINE_FIRST_AUDIO_S": "0"}])
 def test_admission_settings_out_of_range_are_refused(env):
     with pytest.raises(SettingsError):
