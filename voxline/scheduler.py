@@ -201,7 +201,9 @@ class Scheduler:
         """Refuse a job that would make itself or others late, or find no room; otherwise
         put it in the wait queue (the loop admits it at once while under `max_active`)."""
         capacity = admission.capacity_streams(costs.audio_rate(), self.target_load)
-        if capacity is not None and self.target_load > 0:  # 0: by the count limits only
+        # Below one real-time stream every stream is late whatever is refused (XTTS on a
+        # CPU): then, and with target_load 0, only the count limits apply.
+        if capacity is not None and capacity >= 1 and self.target_load > 0:
             now = self.clock()
             running = [j.need(costs, now, self.first_audio_s)
                        for j in (*self._active, *self._pending) if j.engine is job.engine]

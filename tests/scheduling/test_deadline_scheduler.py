@@ -233,3 +233,11 @@ def test_target_load_zero_turns_admission_by_capacity_off():
     handles = [scheduler.submit(f"r{i}", engine, job("x", 1)) for i in range(3)]
     assert scheduler.admissions["refused"] == 0
     read_all(handles)
+
+
+def test_an_engine_slower_than_real_time_is_limited_by_count_only():
+    """Below one real-time stream every stream is late whatever is refused."""
+    clock, engine, scheduler = calibrated(step_s=2.0)  # 0.5 streams
+    handles = [scheduler.submit(f"r{i}", engine, job("x", 1)) for i in range(3)]
+    assert scheduler.admissions["refused"] == 0
+    read_all(handles)
