@@ -154,12 +154,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", default="serialised,interleaved,continuous")
     ap.add_argument("--long", type=int, default=290,
                     help="tokens of the long request (0: skip); ~290 for 250 characters")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="time decode steps at 1/2/4/8 rows before the waves (else the "
+                    "policy learns them from live steps)")
     args = ap.parse_args(argv)
     from voxline.engines.xtts_engine import XttsEngine
 
     engine = XttsEngine(args.xtts_dir, device=args.device)
     voice = next(iter(engine.builtin_voices().values()))
     engine.warmup(voice)
+    measure = getattr(engine.batcher, "measure_step_costs", None)
+    if args.calibrate and measure is not None:  # a startup table for the batching policy
+        measure(voice)
+    costs = getattr(engine.batcher, "step_costs", None)
+    if costs is not None:  # else the warm-up's live steps (1 row) only
+        print("decode step seconds by rows before the waves: "
+              + ", ".join(f"{rows}: {s:.3f}" for rows, s in costs.table().items()) + "\n")
     print("| config | c | wall (s) | audio s/s | vs serialised | TTFA p50 (s) | TTFA p95 (s) "
           "| rows/GPT step | vocoder share |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -1,23 +1,28 @@
-"""The synthesis scheduler: one thread owns the model and steps every active request in turn.
+"""The synthesis scheduler: worker threads step every active request, most urgent first.
 
-XTTS keeps per-call state on the shared model, so no two threads may touch it. Instead of
-serialising whole requests (caller 4 waits for callers 1-3 to finish), the scheduler's loop
-holds each request's own stream state (`EngineStream`) and computes one chunk at a time for the
-stream whose playback deadline comes first:
+XTTS keeps per-call state on the shared model, so no two threads may run it at once. Instead of
+serialising whole requests (caller 4 waits for callers 1-3 to finish), the scheduler holds each
+request's own stream state (`EngineStream`) and computes one chunk at a time for the stream
+whose next chunk must start first:
 
-- a stream that has sent no audio yet has its arrival time as deadline, so new callers get
-  their first chunk quickly, in arrival order;
+- a stream that has sent no audio yet is due at its arrival: first audio is the most urgent
+  work, newcomers go before every stream with audio in hand, in arrival order;
 - a stream that has sent audio is due when that audio would run out at real-time playback
-  (time of its first chunk + seconds of audio sent); one comfortably ahead yields.
+  (time of its first chunk + seconds of audio its client took), less its next chunk's measured
+  cost; one comfortably ahead yields.
 
-Engines that batch (a stream with a `Batcher`, XTTS) advance the first job in deadline order
-together with the next ones in that order, up to `max_batch` rows (continuous batching): a
-request joins the running batch at any decode step (a new arrival interrupts the batch when it
-has room) and leaves it at any step; when more jobs are runnable than `max_batch`, those whose
-deadlines come last wait. `max_batch=1` is plain interleaving, one chunk at a time. Requests
-beyond `max_active` wait in a bounded FIFO; beyond `max_queue` waiting, `submit` refuses at
-once (503). Cancellation and errors are per request (an engine failure inside a shared forward
-pass fails the requests in it).
+An engine that renders in parallel (`Engine.parallel_renders`, Piper) is stepped by that many
+worker threads at once; others by one. Engines that batch (a stream with a `Batcher`, XTTS)
+advance several streams per step (continuous batching, up to `max_batch` rows): which ones is
+read from the measured cost of a step by rows (`voxline.scheduling.batching`), so newcomers
+are not slowed by rows with audio in hand where a row is costly (a CPU), and everyone rides
+where it is nearly free (a GPU).
+
+Admission is by predicted lateness (`voxline.scheduling.admission`): a request that the
+measured capacity cannot serve without making it or a running stream late is refused at once
+(QueueFull with the seconds until it would fit). Beyond that, `max_active` caps streams at once
+(more wait in a bounded FIFO of `max_queue`). Cancellation and errors are per request (an
+engine failure inside a shared forward pass fails the requests in it).
 """
 
 from __future__ import annotations
@@ -30,7 +35,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -38,69 +42,17 @@ import numpy as np
 from voxline.engines.base import Engine, EngineStream, TimedChunk, Utterance
 from voxline.engines.word_estimate import EstimatedWordsStream
 from voxline.request_context import NO_REQUEST, REQUEST_ID
+from voxline.scheduling import admission
+from voxline.scheduling.batching import RowNeed, choose_rows
+from voxline.scheduling.costs import RenderCosts
+from voxline.scheduling.jobs import Cancelled, Job, QueueFull, QueueTimeout, SynthesisError
+
+__all__ = ["Cancelled", "Job", "JobHandle", "QueueFull", "QueueTimeout", "Scheduler",
+           "SynthesisError"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _END = object()
-
-
-class QueueFull(Exception):
-    """No room in the wait queue; try again after `retry_after` seconds."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"the synthesis queue is full; retry after {retry_after} s")
-        self.retry_after = retry_after
-
-
-class QueueTimeout(QueueFull):
-    """Waited longer than the configured limit for a synthesis slot."""
-
-
-class Cancelled(Exception):
-    """The client went away before synthesis started."""
-
-
-class SynthesisError(RuntimeError):
-    """The engine failed on this request (the scheduler goes on with the others)."""
-
-
-@dataclass(eq=False)
-class Job:
-    """One request inside the scheduler: its sentences, its stream, its playback clock."""
-
-    request_id: str
-    engine: Engine
-    sentences: list[Utterance]
-    client_gone: Callable[[], bool]
-    # Seconds of this job's audio its client has taken; None: whatever was produced.
-    consumed: Callable[[], float] | None = None
-    number: int = 0
-    arrival: float = field(default_factory=time.monotonic)
-    out: queue.Queue = field(default_factory=queue.Queue)
-    admitted: threading.Event = field(default_factory=threading.Event)
-    cancel: threading.Event = field(default_factory=threading.Event)
-    stream: EngineStream | None = None
-    sentence: int = -1  # index of the sentence being synthesised
-    first_chunk_at: float | None = None
-    audio_s: float = 0.0
-
-    def consumed_s(self) -> float:
-        return self.audio_s if self.consumed is None else self.consumed()
-
-    def deadline(self) -> float:
-        """When this stream's listener runs out of audio (its arrival, before any audio):
-        counted from what the client has taken, not from what was produced."""
-        if self.first_chunk_at is None:
-            return self.arrival
-        return self.first_chunk_at + self.consumed_s()
-
-    def cancelled(self) -> bool:
-        return self.cancel.is_set() or self.client_gone()
-
-    def runnable(self, max_ahead_s: float) -> bool:
-        """Whether the loop may step this job now: not cancelled, and not so far ahead of its
-        client that its slot should go to others until the client reads."""
-        return not self.cancel.is_set() and self.audio_s - self.consumed_s() <= max_ahead_s
 
 
 class JobHandle:
@@ -149,26 +101,36 @@ class JobHandle:
 
 
 class Scheduler:
-    """Owns exclusive use of one engine from a single loop thread."""
+    """Owns the engines' models: worker threads step the active requests in urgency order."""
 
     def __init__(self, max_queue: int = 16, wait_timeout_s: float = 120.0,
-                 max_active: int = 8, max_batch: int = 1, max_ahead_s: float = 10.0) -> None:
+                 max_active: int = 8, max_batch: int = 1, max_ahead_s: float = 10.0,
+                 target_load: float = 0.85, first_audio_s: float = 1.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.max_queue = max_queue
         self.max_ahead_s = max_ahead_s
         self.max_active = max_active
         self.max_batch = max_batch
         self.wait_timeout_s = wait_timeout_s
+        self.target_load = target_load
+        # Admission allows a new stream this long for its first chunk (its playback starts
+        # then); running streams must meet their deadlines meanwhile.
+        self.first_audio_s = first_audio_s
+        self.clock = clock
         self._cond = threading.Condition()
         self._pending: deque[Job] = deque()
         self._active: list[Job] = []
         self._tasks: deque[tuple[Callable[[], Any], queue.Queue]] = deque()
         self._numbers = itertools.count()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._costs: dict[Engine, RenderCosts] = {}
+        self._renders: dict[Engine, int] = {}  # steps in progress per engine
+        # Admission decisions so far, by decision: /metrics voxline_admissions_total.
+        self.admissions = {"admitted": 0, "queued": 0, "refused": 0}
         self.batched_steps = 0  # scheduler steps that advanced more than one stream
         self._arrivals = 0  # submissions so far: a running batch regroups when it changes
-        self._seen_arrivals = 0  # submissions when the loop last chose what to step
-        # Moving estimate of the time between request completions while busy (the model's
-        # real pace under load, batching and interleaving included), for Retry-After.
+        # Moving estimate of the time between request completions while busy, for the
+        # Retry-After of a full wait queue.
         self._per_request_s = 1.0
         self._last_mark: float | None = None
 
@@ -188,6 +150,21 @@ class Scheduler:
         with self._cond:
             return bool(self._active or self._tasks)
 
+    def costs(self, engine: Engine) -> RenderCosts:
+        """The measured pace of `engine` (created at its first use)."""
+        with self._cond:
+            if engine not in self._costs:
+                self._costs[engine] = RenderCosts(_parallel(engine))
+            return self._costs[engine]
+
+    @property
+    def capacity_streams(self) -> float:
+        """Real-time streams the engines sustain at `target_load` of their measured output
+        (0 before anything was measured): /metrics voxline_capacity_streams."""
+        with self._cond:
+            rates = [c.audio_rate() for c in self._costs.values()]
+        return sum(r for r in rates if r is not None) * self.target_load
+
     def retry_after(self) -> int:
         """Seconds until a request arriving now would get a slot: its queue position times
         the measured time per request, at least 1."""
@@ -204,30 +181,55 @@ class Scheduler:
     def submit(self, request_id: str, engine: Engine, sentences: list[Utterance],
                client_gone: Callable[[], bool] = lambda: False,
                consumed: Callable[[], float] | None = None) -> JobHandle:
-        """Queue a request (its sentences, in order); raise QueueFull when there is no room.
+        """Queue a request (its sentences, in order); raise QueueFull when it cannot be
+        served in time or there is no room.
 
         `consumed` reports the seconds of audio the client has taken: the job's deadline
         follows it, and the job pauses while it is more than `max_ahead_s` ahead."""
+        costs = self.costs(engine)
         job = Job(request_id, engine, list(sentences), client_gone, consumed,
-                  number=next(self._numbers))
+                  number=next(self._numbers), arrival=self.clock())
         with self._cond:
-            # Capacity is the active slots plus the queue, however far the loop has admitted.
-            if len(self._active) + len(self._pending) >= self.max_active + self.max_queue:
-                raise QueueFull(self.retry_after())
-            self._pending.append(job)
+            self._admit_or_refuse(job, costs)
             self._arrivals += 1
             if self._last_mark is None:
                 self._last_mark = time.monotonic()
-            self._ensure_thread()
+            self._ensure_threads(_parallel(engine))
             self._cond.notify_all()
         return JobHandle(self, job)
 
+    def _admit_or_refuse(self, job: Job, costs: RenderCosts) -> None:
+        """Refuse a job that would make itself or others late, or find no room; otherwise
+        put it in the wait queue (the loop admits it at once while under `max_active`)."""
+        capacity = admission.capacity_streams(costs.audio_rate(), self.target_load)
+        # Below one real-time stream every stream is late whatever is refused (XTTS on a
+        # CPU): then, and with target_load 0, only the count limits apply.
+        if capacity is not None and capacity >= 1 and self.target_load > 0:
+            now = self.clock()
+            running = [j.need(costs, now, self.first_audio_s)
+                       for j in (*self._active, *self._pending) if j.engine is job.engine]
+            newcomer = job.need(costs, now, self.first_audio_s)
+            if not admission.fits(running, newcomer, capacity):
+                self.admissions["refused"] += 1
+                wait = admission.retry_after(running, newcomer, capacity)
+                logger.info("[%s] refused: %d streams would not keep up (capacity %.1f); "
+                            "retry after %d s", job.request_id, len(running) + 1, capacity,
+                            wait)
+                raise QueueFull(wait)
+        if len(self._active) + len(self._pending) >= self.max_active + self.max_queue:
+            self.admissions["refused"] += 1
+            raise QueueFull(self.retry_after())
+        queued = len(self._active) + len(self._pending) >= self.max_active
+        self.admissions["queued" if queued else "admitted"] += 1
+        self._pending.append(job)
+
     def run(self, request_id: str, fn: Callable[[], T]) -> T:
-        """Run `fn` on the loop thread between steps (voice cloning, warm-up) and return it."""
+        """Run `fn` on a worker thread while no step runs (voice cloning, warm-up) and
+        return its result."""
         result: queue.Queue = queue.Queue(maxsize=1)
         with self._cond:
             self._tasks.append((fn, result))
-            self._ensure_thread()
+            self._ensure_threads(1)
             self._cond.notify_all()
         ok, value = result.get()
         if not ok:
@@ -238,44 +240,78 @@ class Scheduler:
         with self._cond:
             self._cond.notify_all()
 
-    def _ensure_thread(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="voxline-scheduler",
-                                            daemon=True)
-            self._thread.start()
+    def _ensure_threads(self, count: int) -> None:
+        """Start worker threads up to `count` (under the lock)."""
+        while len(self._threads) < count:
+            thread = threading.Thread(target=self._loop, name="voxline-scheduler", daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
-    # The loop ------------------------------------------------------------------------------
+    # The workers --------------------------------------------------------------------------
 
     def _loop(self) -> None:
         while True:
             self._turn()
 
     def _turn(self) -> None:
-        """One turn of the loop. Its own frame on purpose: the jobs it stepped must not stay
-        referenced from the loop while it waits (they hold their requests' encoders; kept alive
-        in this daemon thread at interpreter exit, soxr's nanobind objects were reported leaked)."""
-        task, ordered = self._next_work()
+        """One turn of a worker's loop. Its own frame on purpose: the jobs it stepped must not
+        stay referenced from the loop while it waits (they hold their requests' encoders; kept
+        alive in this daemon thread at interpreter exit, soxr's nanobind objects were reported
+        leaked)."""
+        task, claimed = self._next_work()
         if task is not None:
             REQUEST_ID.set(NO_REQUEST)
             self._run_task(*task)
-        elif ordered:
-            self._step(ordered)
+            self._wake()
+            return
+        try:
+            self._step(claimed)
+        finally:
+            self._release(claimed)
 
     def _next_work(self) -> tuple[tuple | None, list[Job]]:
-        """Wait for work; admit waiting jobs; return a task, or the runnable jobs in deadline
-        order."""
+        """Wait for work; admit waiting jobs; return a task (once no step runs), or the jobs
+        this worker steps next, most urgent first."""
         with self._cond:
             while True:
                 self._drop_cancelled()
                 self._admit()
                 if self._tasks:
-                    return self._tasks.popleft(), []
-                ready = [j for j in self._active if j.runnable(self.max_ahead_s)]
-                if ready:
-                    self._seen_arrivals = self._arrivals  # later ones may join the next step
-                    return None, sorted(ready, key=lambda j: (j.deadline(), j.number))
+                    if not any(self._renders.values()):
+                        return self._tasks.popleft(), []
+                else:
+                    claimed = self._claim()
+                    if claimed:
+                        return None, claimed
                 # Paused jobs resume when their clients read: look again shortly.
                 self._cond.wait(0.02 if self._active else 0.5)
+
+    def _claim(self) -> list[Job]:
+        """The most urgent runnable job whose engine has a free render, with (for an engine
+        rendering one step at a time) all its other runnable jobs as batch candidates."""
+        ready = [j for j in self._active if j.runnable(self.max_ahead_s)
+                 and self._renders.get(j.engine, 0) < _parallel(j.engine)]
+        if not ready:
+            return []
+        # First audio first (arrival order), then streams with audio by latest start.
+        ready.sort(key=lambda j: (j.first_chunk_at is not None,
+                                  j.latest_start(self._costs[j.engine]), j.number))
+        engine = ready[0].engine
+        # Batch candidates: enough for a full batch after some of them end or sit out.
+        claimed = [ready[0]] if _parallel(engine) > 1 else [
+            j for j in ready if j.engine is engine][:2 * self.max_batch]
+        self._renders[engine] = self._renders.get(engine, 0) + 1
+        for job in claimed:
+            job.in_flight = True
+        return claimed
+
+    def _release(self, claimed: list[Job]) -> None:
+        with self._cond:
+            engine = claimed[0].engine
+            self._renders[engine] -= 1
+            for job in claimed:
+                job.in_flight = False
+            self._cond.notify_all()
 
     def _admit(self) -> None:
         """Move waiting jobs into the active set, oldest first."""
@@ -287,7 +323,7 @@ class Scheduler:
     def _drop_cancelled(self) -> None:
         for job in [j for j in self._pending if j.cancel.is_set()]:
             self._pending.remove(job)
-        for job in [j for j in self._active if j.cancelled()]:
+        for job in [j for j in self._active if not j.in_flight and j.cancelled()]:
             logger.info("[%s] client went away; stopping synthesis", job.request_id)
             # Always end the job's queue: its request thread may be blocked reading it.
             self._finish(job, Cancelled(job.request_id))
@@ -301,23 +337,24 @@ class Scheduler:
             self._active.remove(job)
         job.out.put(outcome)
 
-    def _step(self, ordered: list[Job]) -> None:
-        """Advance the job whose deadline comes first, together with the next jobs in deadline
-        order that its engine can batch with it (up to `max_batch` rows)."""
-        group = self._group(ordered)
+    def _step(self, claimed: list[Job]) -> None:
+        """Advance the most urgent claimed job, together with the batch mates its engine's
+        measured step costs let ride."""
+        group = self._group(claimed)
         if not group:
             return
+        costs = self._costs[group[0].engine]
         batcher = group[0].stream.batcher
         if batcher is None:
-            self._run_alone(group[0])
+            self._run_alone(group[0], costs)
             return
-        arrivals = self._seen_arrivals
-        room = len(group) < self.max_batch
+        arrivals = self._arrivals
 
-        def interrupt() -> bool:  # regroup at the next decode step: a newcomer may join
-            return (room and self._arrivals != arrivals) or any(j.cancelled() for j in group)
+        def interrupt() -> bool:  # regroup at the next decode step: a newcomer may ride
+            return self._arrivals != arrivals or any(j.cancelled() for j in group)
 
         streams = {j.stream: j for j in group}
+        started = self.clock()
         try:
             chunks = batcher.advance(list(streams), interrupt)
         except Exception as exc:
@@ -328,23 +365,31 @@ class Scheduler:
             return
         if len(group) > 1:
             self.batched_steps += 1
+        audio = sum(len(c) for c in chunks.values() if c is not None)
+        costs.observe_step(self.clock() - started, audio / group[0].engine.sample_rate)
         for stream, chunk in chunks.items():
             self._deliver(streams[stream], chunk)
 
-    def _group(self, ordered: list[Job]) -> list[Job]:
-        """The first job with a stream open, then its batch mates in deadline order."""
+    def _group(self, claimed: list[Job]) -> list[Job]:
+        """The first claimed job with a stream open, then the batch mates that ride with it."""
         group: list[Job] = []
-        for job in ordered:
-            if group and (len(group) >= self.max_batch or job.engine is not group[0].engine):
-                continue
+        for job in claimed:
             if not self._ensure_stream(job):
                 continue
-            if not group or (job.stream.batcher is not None
-                             and job.stream.batcher is group[0].stream.batcher):
+            if not group:
                 group.append(job)
-            if len(group) == 1 and job.stream.batcher is None:
-                break  # an engine that cannot batch: this job alone
-        return group
+                if job.stream.batcher is None:
+                    return group  # an engine that cannot batch: this job alone
+            elif job.stream.batcher is group[0].stream.batcher:
+                group.append(job)
+        if len(group) < 2:
+            return group
+        batcher = group[0].stream.batcher
+        step_cost = getattr(batcher, "step_costs", None) or (lambda rows: None)
+        now = self.clock()
+        needs = [RowNeed(None if j.first_chunk_at is None else j.deadline() - now,
+                         getattr(j.stream, "steps_to_chunk", 1)) for j in group]
+        return [group[i] for i in choose_rows(needs, step_cost, self.max_batch)]
 
     def _ensure_stream(self, job: Job) -> bool:
         """Open the job's next sentence if it has none; False if the job ended or failed."""
@@ -357,8 +402,11 @@ class Scheduler:
                     self._finish(job, _END)
                     self._mark_completion(time.monotonic())
                 return False
-            job.stream = _with_words(job.engine, job.sentences.pop(0))
+            sentence = job.sentences[0]
+            job.stream = _with_words(job.engine, sentence)
+            job.sentences.pop(0)
             job.sentence += 1
+            job.sentence_chars, job.sentence_audio_s = len(sentence.text), 0.0
         except Exception as exc:
             logger.exception("[%s] synthesis failed", job.request_id)
             with self._cond:
@@ -366,8 +414,11 @@ class Scheduler:
             return False
         return True
 
-    def _run_alone(self, job: Job) -> None:
+    def _run_alone(self, job: Job, costs: RenderCosts) -> None:
         REQUEST_ID.set(job.request_id)
+        with self._cond:
+            concurrent = self._renders.get(job.engine, 1)
+        started = self.clock()
         try:
             chunk = job.stream.step()
         except Exception as exc:
@@ -375,12 +426,18 @@ class Scheduler:
             with self._cond:
                 self._finish(job, exc)
             return
+        if chunk is not None:
+            with self._cond:
+                concurrent = max(concurrent, self._renders.get(job.engine, 1))
+            costs.observe_step(self.clock() - started,
+                               len(chunk) / job.engine.sample_rate, concurrent)
         self._deliver(job, chunk)
 
     def _deliver(self, job: Job, chunk: np.ndarray | TimedChunk | None) -> None:
         """Send a chunk to the job's request; None ends its sentence (the next one opens at
         its next turn, or the job ends)."""
         if chunk is None:
+            self._costs[job.engine].observe_text(job.sentence_chars, job.sentence_audio_s)
             job.stream.close()
             job.stream = None
             if not job.sentences:
@@ -388,9 +445,13 @@ class Scheduler:
                     self._finish(job, _END)
                     self._mark_completion(time.monotonic())
             return
+        seconds = len(chunk) / job.engine.sample_rate
         if job.first_chunk_at is None:
-            job.first_chunk_at = time.monotonic()
-        job.audio_s += len(chunk) / job.engine.sample_rate
+            job.first_chunk_at = self.clock()
+            self._costs[job.engine].observe_first_chunk(seconds)
+        job.audio_s += seconds
+        job.sentence_audio_s += seconds
+        job.last_chunk_s = seconds
         job.out.put((job.sentence, chunk))
 
     @staticmethod
@@ -399,6 +460,11 @@ class Scheduler:
             result.put((True, fn()))
         except Exception as exc:
             result.put((False, exc))
+
+
+def _parallel(engine: Engine) -> int:
+    """Steps of `engine` that may run at once."""
+    return max(1, engine.parallel_renders)
 
 
 def _fields(utterance: Utterance) -> tuple:

@@ -39,8 +39,15 @@ class Settings:
     default_voice: str | None = None
     max_chars: int = 5000
     max_queue: int = 16
-    # Streams synthesised at once (interleaved chunk by chunk); more wait in the queue.
-    max_active: int = 8
+    # Streams synthesised at once, at most (interleaved chunk by chunk); more wait in the
+    # queue. The measured capacity usually refuses first: see target_load.
+    max_active: int = 32
+    # Admission by predicted lateness: a request is refused at once (503, Retry-After) when
+    # the streams would need more than this share of the engine's measured output (0: off,
+    # only the count limits apply).
+    target_load: float = 0.85
+    # ... counting a new stream due this long after its arrival (its first-audio allowance).
+    first_audio_s: float = 1.5
     # Rows per GPT forward pass (continuous batching): with more active requests, those with
     # the earliest playback deadlines advance (1: interleave). See bench/RESULTS.md.
     max_batch: int = 8
@@ -60,7 +67,7 @@ class Settings:
     tone_first_chunk_ms: float = 20.0
     # Output level policy (voxline.audio.levels): "none", "gain:DB", "limit" or "limit:DB".
     level: str = "limit"
-    threads: int = 32
+    threads: int = 64
     bind: str = "127.0.0.1:8020"
     # Bearer keys, comma-separated: API keys may synthesise, admin keys may also manage voices.
     # No API keys: synthesis is open; no admin keys: voice management is off.
@@ -131,7 +138,10 @@ class Settings:
         if self.max_active < 1:
             raise SettingsError("VOXLINE_MAX_ACTIVE must be at least 1")
         self.chunk_sizes()
-        for name in ("max_ahead_s", "write_timeout_s", "render_stall_s", "queue_timeout_s"):
+        if not 0 <= self.target_load <= 1:
+            raise SettingsError("VOXLINE_TARGET_LOAD must be 0 (off) to 1")
+        for name in ("max_ahead_s", "write_timeout_s", "render_stall_s", "queue_timeout_s",
+                     "first_audio_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"VOXLINE_{name.upper()} must be more than 0")
         if self.threads < 1:

@@ -132,7 +132,7 @@ class Fuzzer:
                 elif message["type"] == "speech.audio.done":
                     break
                 else:
-                    assert message["type"] == "speech.segment", message
+                    assert message["type"] in ("speech.segment", "speech.words"), message
             assert audio > 0
         except (ConnectionClosed, TimeoutError, AssertionError) as exc:
             self._fail(None, f"valid utterance failed: {type(exc).__name__} {exc}")

@@ -107,8 +107,9 @@ def test_exclusive_tasks_run_on_the_loop_between_steps():
 
 def test_retry_after_is_within_2x_of_the_real_wait(make_app):
     """20 arrivals at a full server: the 503s' Retry-After estimates the wait the admitted
-    requests really had (queue position x measured time per request)."""
-    engine = FakeEngine(n_chunks=10)
+    requests really had (queue position x measured time per request). The engine makes 10 s
+    of audio a second, so the count limits bind here, not the predicted lateness."""
+    engine = FakeEngine(n_chunks=10, chunk_len=24000)
     engine.delay_s = 0.1  # 1 s per request alone
     app = make_app(engine, max_active=2, max_queue=2)
     speak = {"text": "Hello.", "format": "pcm", "cache": False}

@@ -10,6 +10,7 @@ import pytest
 
 from voxline.engines.base import Engine, SynthesisParams, Utterance, chunk_parts
 from voxline.scheduler import Scheduler
+from voxline.scheduling.costs import StepCosts
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +154,19 @@ def greedy(speed=1.0):
     return SynthesisParams(top_k=1, seed=9, min_new_tokens=24, max_new_tokens=24, speed=speed)
 
 
-def test_requests_arriving_together_run_as_one_batch_equal_to_solo(engine, voices):
+class GpuLikeCosts(StepCosts):
+    """Decode step costs fixed as a GPU's (a row is nearly free), so that every row rides."""
+
+    def __init__(self) -> None:
+        super().__init__({1: 0.010, 8: 0.011})
+
+    def observe(self, rows: int, seconds: float) -> None:
+        pass
+
+
+def test_requests_arriving_together_run_as_one_batch_equal_to_solo(engine, voices,
+                                                                   monkeypatch):
+    monkeypatch.setattr(engine.batcher, "step_costs", GpuLikeCosts())
     items = [(t, v, greedy(speed=1.0 + 0.1 * i)) for i, (t, v) in enumerate(GREEDY)]
     expected = [solo(engine, voices, *it) for it in items]
     scheduler = Scheduler(max_queue=8, max_active=8, max_batch=4)
@@ -199,3 +212,16 @@ def test_a_full_batch_advances_the_rows_with_the_earliest_deadlines(engine, voic
     assert engine.stats.rows - rows <= 2 * (engine.stats.steps - steps)
     for i, want in enumerate(expected):
         np.testing.assert_allclose(results[i], want, rtol=0, atol=1e-4, err_msg=f"row {i}")
+
+
+def test_decode_step_costs_are_measured_by_rows_and_refreshed_live(engine, voices):
+    voice = next(iter(voices.values()))
+    table = engine.batcher.measure_step_costs(voice, sizes=(1, 2, 4), steps=3)
+    assert sorted(table) == [1, 2, 4] and all(s > 0 for s in table.values())
+    assert engine.batcher.step_costs(3) is not None  # interpolated
+    before = engine.stats.steps
+    scheduler = Scheduler(max_queue=8, max_active=8, max_batch=4)
+    list(scheduler.submit("live", engine, utterances(voices, *GREEDY[2][:2], greedy()))
+         .chunks())
+    assert engine.stats.steps > before
+    assert engine.batcher.step_costs(1) != table[1]  # refreshed by the live steps

