@@ -26,6 +26,7 @@ ANSWERS = {
     "context.cancelled",
     "speech.audio.delta",
     "speech.segment",
+    "speech.words",
     "speech.audio.done",
 }
 

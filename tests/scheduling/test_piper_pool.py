@@ -94,18 +94,20 @@ def test_session_pool_runs_as_many_renders_at_once_as_it_has_sessions():
 
 def test_real_piper_renders_the_first_clause_first_on_parallel_sessions():
     pytest.importorskip("piper")
-    from voxline.engines.base import SynthesisParams
+    from voxline.engines.base import SynthesisParams, chunk_parts
     from voxline.engines.piper_engine import PiperEngine
 
     engine = PiperEngine(renders=2)
-    assert engine.parallel_renders == 2
+    assert engine.parallel_renders == 2 and engine.aligned  # the pool runs the patched model
     voice = engine.builtin_voices()["joe"]
     text = "Well, as I said on the phone before, your order shipped yesterday afternoon."
-    whole = np.concatenate(list(engine.stream(text, voice, "en", SynthesisParams())))
+    chunks = engine.stream(text, voice, "en", SynthesisParams())
+    whole = np.concatenate([chunk_parts(c)[0] for c in chunks])
     stream = engine.open_stream(text, voice, "en", SynthesisParams())
-    first = stream.step()
-    rest = stream.step()
+    (first, first_words), (rest, rest_words) = (chunk_parts(stream.step()) for _ in range(2))
     assert stream.step() is None
+    spoken = [text[w.char_start:w.char_end] for w in first_words + rest_words]
+    assert spoken[0] == "Well" and spoken[-1] == "afternoon"  # exact words across the pieces
     # The first chunk is the opening clause only: well under the whole sentence.
     assert 0.2 * len(whole) < len(first) < 0.7 * len(whole)
     assert 0.7 * len(whole) < len(first) + len(rest) < 1.3 * len(whole)
