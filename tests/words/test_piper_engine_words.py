@@ -44,7 +44,10 @@ def test_audio_is_the_stock_voices(engine, quiet):
     theirs = [c.audio_float_array for c in stock.synthesize(text, quiet)]
     assert len(ours) == len(theirs) == 4  # espeak ends a sentence after "Dr."
     for mine, stock_chunk in zip(ours, theirs, strict=True):
-        np.testing.assert_array_equal(mine.samples, stock_chunk)
+        # The same samples: the engine's single-threaded sessions sum in another order than
+        # the stock multi-threaded one (float rounding, far below one 16-bit step).
+        assert len(mine.samples) == len(stock_chunk)
+        np.testing.assert_allclose(mine.samples, stock_chunk, rtol=0, atol=2**-15)
 
 
 @pytest.mark.parametrize("text", NASTY + ["Call 1-800-555-0199 or e-mail help@example.com."])
