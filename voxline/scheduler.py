@@ -206,8 +206,10 @@ class Scheduler:
         # CPU): then, and with target_load 0, only the count limits apply.
         if capacity is not None and capacity >= 1 and self.target_load > 0:
             now = self.clock()
+            # A job whose client has gone is dropped at the loop's next turn: it needs nothing.
             running = [j.need(costs, now, self.first_audio_s)
-                       for j in (*self._active, *self._pending) if j.engine is job.engine]
+                       for j in (*self._active, *self._pending)
+                       if j.engine is job.engine and not j.cancelled()]
             newcomer = job.need(costs, now, self.first_audio_s)
             if not admission.fits(running, newcomer, capacity):
                 self.admissions["refused"] += 1
