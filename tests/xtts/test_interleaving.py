@@ -217,7 +217,8 @@ def test_a_full_batch_advances_the_rows_with_the_earliest_deadlines(engine, voic
 def test_decode_step_costs_are_measured_by_rows_and_refreshed_live(engine, voices):
     voice = next(iter(voices.values()))
     table = engine.batcher.measure_step_costs(voice, sizes=(1, 2, 4), steps=3)
-    assert sorted(table) == [1, 2, 4] and all(s > 0 for s in table.values())
+    # The measured sizes are in the table (rows other tests stepped live may be there too).
+    assert {1, 2, 4} <= set(table) and all(s > 0 for s in table.values())
     assert engine.batcher.step_costs(3) is not None  # interpolated
     before = engine.stats.steps
     scheduler = Scheduler(max_queue=8, max_active=8, max_batch=4)
