@@ -91,13 +91,14 @@ def check_strings(value: Any, field: str | None = None) -> None:
 
 
 def check_text(text: str, field: str | None) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        field = field if field and field.isprintable() and _encodable(field) else None
-        where = f"{field} is" if field else "the body holds"
-        raise InvalidRequest("invalid_encoding", f"{where} not valid Unicode (lone surrogate)",
-                             param=field) from None
+    """InvalidRequest `invalid_encoding` if `text` holds a lone surrogate; the field is named
+    only when it can itself be written back out."""
+    if _encodable(text):
+        return
+    field = field if field and field.isprintable() and _encodable(field) else None
+    where = f"{field} is" if field else "the body holds"
+    raise InvalidRequest("invalid_encoding", f"{where} not valid Unicode (lone surrogate)",
+                         param=field)
 
 
 def _encodable(text: str) -> bool:

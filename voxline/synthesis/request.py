@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from voxline.engines.base import SynthesisParams
+from voxline.synthesis.decode import check_text
 from voxline.synthesis.errors import InvalidRequest, TooLarge
 
 # name: (type, lowest, highest). Ranges are wide enough for every sane use, narrow enough that
@@ -119,11 +120,7 @@ def string_field(data: Mapping[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidRequest("invalid_parameter", f"{name} must be a string", param=name)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidRequest("invalid_encoding", f"{name} is not valid Unicode (lone "
-                             "surrogate)", param=name) from None
+    check_text(value, name)
     if "\ufffd" in value:
         raise InvalidRequest("invalid_encoding", f"{name} is not valid UTF-8", param=name)
     if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
