@@ -95,6 +95,10 @@ class Settings:
     lexicons_dir: Path = Path("lexicons")
     grammar_dir: Path = field(default_factory=lambda: _default_cache_dir() / "grammars")
     normalize_languages: tuple[str, ...] = ("en",)
+    # Child processes per language that run the grammars (pynini holds the GIL while it
+    # composes: in the server's process every number-heavy text would stall every stream);
+    # a text's windows run in parallel across them. 0: in the server's process.
+    normalize_processes: int = 2
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -146,6 +150,8 @@ class Settings:
                 raise SettingsError(f"VOXLINE_{name.upper()} must be more than 0")
         if self.threads < 1:
             raise SettingsError("VOXLINE_THREADS must be at least 1")
+        if self.normalize_processes < 0:
+            raise SettingsError("VOXLINE_NORMALIZE_PROCESSES must be 0 or more")
         self._validate_product()
 
     def _validate_product(self) -> None:

@@ -39,7 +39,7 @@ class Services:
         self.voice_manager = VoiceManager(settings.speakers_dir, settings.cache_dir / "uploads",
                                           settings.upload_max_seconds)
         self.metrics = Metrics(self)
-        self.frontend = FrontEnd(Normalizers(settings.grammar_dir),
+        self.frontend = FrontEnd(Normalizers(settings.grammar_dir, settings.normalize_processes),
                                  LexiconStore(settings.lexicons_dir))
         self.defaults = SynthesisParams()
         self.engine = engine

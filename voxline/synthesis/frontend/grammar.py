@@ -8,10 +8,13 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Sequence
 from functools import cache
 from importlib.metadata import version
 from importlib.resources import files
 from pathlib import Path
+
+from voxline.synthesis.frontend.grammar_processes import GrammarProcesses
 
 logger = logging.getLogger(__name__)
 
@@ -82,23 +85,24 @@ def compile_grammar(cache_dir: Path, language: str) -> Path:
 
 
 class Grammar:
-    """One language's loaded grammars. NeMo's Normalizer keeps per-call state on itself (its
-    token parser), so calls are serialised by a lock."""
+    """One language's loaded grammars: in child processes (`GrammarProcesses`, what servers
+    use) or in this one (`InProcess`: the prepare CLI, tests of the grammar alone)."""
 
-    def __init__(self, language: str, normalizer, whitelist: dict[str, int]) -> None:
+    def __init__(self, language: str, backend: InProcess | GrammarProcesses,
+                 whitelist: dict[str, int]) -> None:
         self.language = language
-        self._normalizer = normalizer
+        self._backend = backend
         self._whitelist = whitelist
-        self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, cache_dir: Path, language: str) -> Grammar:
-        """Load compiled grammars (~0.3-1 s); raises FileNotFoundError if none are cached."""
+    def load(cls, cache_dir: Path, language: str, processes: int = 0) -> Grammar:
+        """Load compiled grammars into `processes` children (0: into this process, ~0.3-1 s
+        holding the GIL); raises FileNotFoundError if none are cached."""
         quiet_nemo()
         folder = cache_root(cache_dir) / language
         if not (folder / _COMPLETE).exists():
             raise FileNotFoundError(f"no compiled {language} grammars in {folder}")
-        return _loaded(str(folder.resolve()), language)
+        return _loaded(str(folder.resolve()), language, processes)
 
     def needs(self, text: str) -> bool:
         """Whether the grammar could change `text`: the fast path skips it when not."""
@@ -117,26 +121,56 @@ class Grammar:
             len(stripped) == 2 and stripped[0].isalpha())
 
     def normalize(self, text: str) -> str:
-        """`text` in spoken form; as written where the grammar cannot tag it (some grammars
-        raise on inputs they do not cover: the engine's own front end reads those)."""
-        with self._lock:
-            try:
-                return self._normalizer.normalize(text, punct_post_process=True)
-            except Exception as exc:  # pynini's FstOpError and friends: never fail a request
+        return self.normalize_many([text])[0]
+
+    def normalize_many(self, texts: Sequence[str]) -> list[str]:
+        """Each text in spoken form (in parallel where the grammar runs in several processes);
+        as written where the grammar cannot tag it: the engine's own front end reads those."""
+        results = []
+        for text, (spoken, error) in zip(texts, self._backend.normalize_many(texts),
+                                         strict=True):
+            if error is not None:  # never fail a request; never log its text
                 logger.warning("%s grammar could not normalise %d characters: %s",
-                               self.language, len(text), exc)
-                return text
+                               self.language, len(text), error)
+            results.append(spoken)
+        return results
+
+
+class InProcess:
+    """NeMo's Normalizer in this process. It keeps per-call state on itself (its token
+    parser), so calls are serialised by a lock."""
+
+    def __init__(self, normalizer) -> None:
+        self._normalizer = normalizer
+        self._lock = threading.Lock()
+
+    def normalize_many(self, texts: Sequence[str]) -> list[tuple[str, str | None]]:
+        results = []
+        with self._lock:
+            for text in texts:
+                try:
+                    results.append((self._normalizer.normalize(text, punct_post_process=True),
+                                    None))
+                except Exception as exc:  # noqa: BLE001 - pynini's FstOpError and friends
+                    results.append((text, f"{type(exc).__name__}: {exc}"))
+        return results
+
+
+def new_normalizer(folder: str, language: str):
+    """NeMo's Normalizer on compiled grammars (in this process: a child calls it too)."""
+    from nemo_text_processing.text_normalization.normalize import Normalizer
+
+    return Normalizer(input_case="cased", lang=language, cache_dir=folder)
 
 
 @cache
-def _loaded(folder: str, language: str) -> Grammar:
-    """One loaded Grammar per compiled folder and process: the FSTs are read-only and every
-    call is serialised by the Grammar's lock, so all apps of a process (tests build many)
-    share one instead of loading ~100 MB each time."""
-    from nemo_text_processing.text_normalization.normalize import Normalizer
-
-    normalizer = Normalizer(input_case="cased", lang=language, cache_dir=folder)
-    return Grammar(language, normalizer, whitelist_words(language))
+def _loaded(folder: str, language: str, processes: int) -> Grammar:
+    """One loaded Grammar per compiled folder, language and process count: the FSTs are
+    read-only and calls are serialised per process, so all apps of a process (tests build
+    many) share one instead of loading ~100 MB (and starting children) each time."""
+    backend = (GrammarProcesses(folder, language, processes) if processes > 0
+               else InProcess(new_normalizer(folder, language)))
+    return Grammar(language, backend, whitelist_words(language))
 
 
 @cache

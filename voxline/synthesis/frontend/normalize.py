@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from voxline.synthesis.frontend.align import align
@@ -48,8 +49,9 @@ _FINAL_NUMBER = re.compile(r"\d\.$")
 class Normalizers:
     """Per-language grammars for a server: status for /health, preparation, lookup."""
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, processes: int = 0) -> None:
         self.cache_dir = Path(cache_dir)
+        self.processes = processes  # grammar child processes per language; 0: in this one
         self._grammars: dict[str, Grammar] = {}
         self._status: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -109,7 +111,7 @@ class Normalizers:
                         self._set(code, "compiled: ready at restart")
                         continue
                 self._set(code, "loading")
-                self.install(Grammar.load(self.cache_dir, code))
+                self.install(Grammar.load(self.cache_dir, code, self.processes))
                 logger.info("text normalisation ready for %s", code)
             except Exception as exc:  # one language failing leaves the others and the server up
                 logger.warning("text normalisation unavailable for %s: %s", code, exc)
@@ -133,23 +135,45 @@ def _compile_in_child(cache_dir: Path, language: str) -> None:
 
 def normalize_words(words: list[Word], grammar: Grammar | None) -> list[Word]:
     """Words with the grammar run, sentence by sentence, over what it could change; frozen
-    words (aliases, spelled codes, phonemes) are kept as they are and split what it sees."""
+    words (aliases, spelled codes, phonemes) are kept as they are and split what it sees.
+    All windows of the text go to the grammar at once, so its processes share them out."""
     if grammar is None:
         return words
+    parts = _parts(words, grammar)
+    windows = [part for part in parts if isinstance(part, _Window)]
+    spoken = iter(grammar.normalize_many([w.text for w in windows]))
     result: list[Word] = []
+    for part in parts:
+        result += align(part.words, next(spoken) + part.suffix) if isinstance(
+            part, _Window) else part
+    return result
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Words the grammar reads together, as the text it is given (plus what to add after)."""
+
+    words: list[Word]
+    text: str
+    suffix: str = ""
+
+
+def _parts(words: list[Word], grammar: Grammar) -> list[list[Word] | _Window]:
+    """The words as runs kept as they are and windows for the grammar, in order."""
+    parts: list[list[Word] | _Window] = []
     run: list[Word] = []
     for i, word in enumerate(words):
         if word.frozen or word.kind != "word":
-            result += _normalize_run(run, grammar)
-            result.append(word)
+            parts += _run_parts(run, grammar)
+            parts.append([word])
             run = []
             continue
         run.append(word)
         following = words[i + 1] if i + 1 < len(words) else None
         if _ends_sentence(word, following, grammar):
-            result += _normalize_run(run, grammar)
+            parts += _run_parts(run, grammar)
             run = []
-    return result + _normalize_run(run, grammar)
+    return parts + _run_parts(run, grammar)
 
 
 def _ends_sentence(word: Word, following: Word | None, grammar: Grammar) -> bool:
@@ -163,20 +187,19 @@ def _ends_sentence(word: Word, following: Word | None, grammar: Grammar) -> bool
     return following.text[:1].isupper()
 
 
-def _normalize_run(run: list[Word], grammar: Grammar) -> list[Word]:
-    """The grammar over windows of the run around the words it could change: its cost grows
-    with the length of what it reads, and plain words between need nothing."""
-    if not run:
-        return []
-    result: list[Word] = []
+def _run_parts(run: list[Word], grammar: Grammar) -> list[list[Word] | _Window]:
+    """Windows of the run around the words the grammar could change: its cost grows with the
+    length of what it reads, and plain words between need nothing."""
+    parts: list[list[Word] | _Window] = []
     position = 0
     for start, end in _windows(run, grammar):
-        result += run[position:start]
+        parts.append(run[position:start])
         for chunk in range(start, end, MAX_WINDOW_WORDS):
             stop = min(end, chunk + MAX_WINDOW_WORDS)
-            result += _normalize_window(run[chunk:stop], grammar, final=stop == len(run))
+            parts.append(_window(run[chunk:stop], grammar, final=stop == len(run)))
         position = end
-    return result + run[position:]
+    parts.append(run[position:])
+    return parts
 
 
 def _windows(run: list[Word], grammar: Grammar) -> list[tuple[int, int]]:
@@ -197,10 +220,10 @@ def _windows(run: list[Word], grammar: Grammar) -> list[tuple[int, int]]:
     return windows
 
 
-def _normalize_window(words: list[Word], grammar: Grammar, final: bool) -> list[Word]:
+def _window(words: list[Word], grammar: Grammar, final: bool) -> _Window:
     text = " ".join(w.text for w in words)
     if final and grammar.language in _FINAL_DOT_MAKES_ORDINALS and _FINAL_NUMBER.search(text):
         # German grammar reads "Seite 1 von 10." as "...zehnte": a number ending the sentence
         # is a cardinal, so the grammar sees it without the full stop.
-        return align(words, grammar.normalize(text[:-1]) + ".")
-    return align(words, grammar.normalize(text))
+        return _Window(words, text[:-1], ".")
+    return _Window(words, text)
