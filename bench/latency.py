@@ -161,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="simulated player starts after this much audio (default 0: at the first byte)",
     )
+    load.add_argument(
+        "--retry-503",
+        action="store_true",
+        help="closed loop: a refused client waits the Retry-After and sends the request again "
+        "(as a dialer would); TTFA stays per served attempt, waits are reported apart",
+    )
 
     req = p.add_argument_group("request")
     req.add_argument("--speaker", help="voice name (default: the server's default voice)")
@@ -333,6 +339,7 @@ def measure(opts, target: Target, health: dict, spawn_config: SpawnConfig | None
         max_tokens_cap=cap,
         timeout_s=opts.timeout,
         prebuffer_s=opts.prebuffer_ms / 1000,
+        retry_503=opts.retry_503,
     )
     by_workload = {w: texts.select(w, languages) for w in opts.workloads}
     by_workload = {w: t for w, t in by_workload.items() if t}

@@ -34,6 +34,8 @@ class RequestResult:
     status: int | None = None
     error: str | None = None
     retry_after: str | None = None
+    refusals: int = 0  # 503s answered before this (served or last) attempt
+    waited_s: float = 0.0  # first send -> this attempt's send (Retry-After waits)
     sample_rate: int | None = None
     ttfa_s: float | None = None
     ttlb_s: float | None = None

@@ -34,10 +34,12 @@ def cells_table(cells: list[dict], label_column: str | None = None) -> list[str]
         "ok/n",
         "err",
         "503",
+        "served after 503",
         "TTFA p50",
         "p95",
         "p99",
         "max",
+        "p95 with waits",
         "TTLB p50",
         "RTF p50",
         "RTF p95",
@@ -57,10 +59,12 @@ def cells_table(cells: list[dict], label_column: str | None = None) -> list[str]
             f"{s['ok']}/{s['requests']}",
             str(s["errors"]),
             str(s["rejected_503"]),
+            str(s.get("served_after_503", 0)),
             _ms(ttfa["p50"]),
             _ms(ttfa["p95"]),
             _ms(ttfa["p99"]),
             _ms(ttfa["max"]),
+            _ms(s.get("ttfa_with_waits_s", ttfa)["p95"]),
             _ms(s["ttlb_s"]["p50"]),
             _num(s["rtf"]["p50"]),
             _num(s["rtf"]["p95"]),
@@ -116,7 +120,9 @@ def markdown(run: dict) -> str:
         f"forced GPT length: {run['config'].get('force_length')}",
         f"- command: `{run['command']}`",
         "",
-        "TTFA = request sent → first audio byte; TTLB = → last byte; RTF = TTLB / audio seconds; "
+        "TTFA = request sent → first audio byte (of the served attempt; \"with waits\" adds "
+        "the Retry-After waits of refused attempts, --retry-503); TTLB = → last byte; "
+        "RTF = TTLB / audio seconds; "
         "underruns from a player starting at the first byte (times in ms).",
         "",
     ]

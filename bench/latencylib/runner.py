@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from .client import RequestResult, Target, stream_tts
 from .schedule import poisson_schedule
@@ -25,6 +26,10 @@ class RequestPlan:
     max_tokens_cap: int | None = None
     timeout_s: float = 300.0
     prebuffer_s: float = 0.0
+    # A refused client waits the server's Retry-After and sends the same request again (as a
+    # dialer would), at most `max_refusals` times; off: a 503 ends the request.
+    retry_503: bool = False
+    max_refusals: int = 30
 
     def payload(self, text: BenchText, index: int) -> tuple[dict[str, object], int | None, int]:
         """The JSON body of request `index`, the GPT length it forces on each sentence (None:
@@ -75,6 +80,9 @@ class Cell:
             "underruns": describe([r.underruns for r in ok]),
             "stall_s": describe([r.stall_s for r in ok]),
             "requests_with_underrun": sum(1 for r in ok if r.underruns > 0),
+            "served_after_503": sum(1 for r in ok if r.refusals > 0),
+            "ttfa_with_waits_s": describe(
+                [r.waited_s + r.ttfa_s for r in ok if r.ttfa_s is not None]),
             "send_lag_s": describe(
                 [r.sent_s - r.scheduled_s for r in self.requests if r.scheduled_s is not None]
             ),
@@ -106,6 +114,29 @@ def _new_result(
     )
 
 
+def _send_until_served(target: Target, plan: RequestPlan, body: dict[str, object],
+                       new_result: Callable[[], RequestResult], start: float) -> RequestResult:
+    """One request; with `plan.retry_503`, sent again after each 503's Retry-After."""
+    first = time.perf_counter()
+    refusals = 0
+    while True:
+        result = new_result()
+        result.sent_s = time.perf_counter() - start
+        result.refusals, result.waited_s = refusals, time.perf_counter() - first
+        stream_tts(target, body, result, plan.timeout_s, prebuffer_s=plan.prebuffer_s)
+        if result.status != 503 or not plan.retry_503 or refusals >= plan.max_refusals:
+            return result
+        refusals += 1
+        time.sleep(_retry_after_s(result.retry_after))
+
+
+def _retry_after_s(header: str | None) -> float:
+    try:
+        return max(0.0, float(header)) if header else 1.0
+    except ValueError:
+        return 1.0
+
+
 def run_closed(
     target: Target,
     plan: RequestPlan,
@@ -132,9 +163,9 @@ def run_closed(
                 return
             text = texts[index % len(texts)]
             body, tokens, sentences = plan.payload(text, index)
-            result = _new_result(cell, index, text, tokens, sentences)
-            result.sent_s = time.perf_counter() - start
-            stream_tts(target, body, result, plan.timeout_s, prebuffer_s=plan.prebuffer_s)
+            result = _send_until_served(
+                target, plan, body, partial(_new_result, cell, index, text, tokens, sentences),
+                start)
             results[index] = result
             if on_done:
                 on_done(result)

@@ -206,3 +206,14 @@ def test_cli_open_loop_rates(tmp_path):
     assert [(c["mode"], c["level"]) for c in run["cells"]] == [("open", 20.0), ("open", 40.0)]
     assert all(r["scheduled_s"] is not None for r in run["requests"])
     assert "| short | λ=20/s | 3/3 |" in (tmp_path / "latency.md").read_text()
+
+
+def test_closed_loop_with_retry_waits_the_retry_after_and_serves_every_request():
+    with StubServer(reject=2) as stub:
+        plan = RequestPlan(retry_503=True)
+        cell = run_closed(Target.from_url(stub.url), plan, [TEXT], "short", 1, 3)
+    s = cell.summary()
+    assert (s["requests"], s["ok"], s["rejected_503"], s["served_after_503"]) == (3, 3, 0, 1)
+    (retried,) = [r for r in cell.requests if r.refusals]
+    assert retried.refusals == 2 and retried.waited_s >= 2.0  # two 503s, Retry-After: 1 each
+    assert s["ttfa_with_waits_s"]["max"] >= 2.0 > s["ttfa_s"]["max"]
