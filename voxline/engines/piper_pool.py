@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
@@ -92,13 +93,20 @@ def _shift_words(chunk: np.ndarray | TimedChunk, offset: int) -> np.ndarray | Ti
 
 
 class SessionPool:
-    """Several ONNX sessions of one model behind one `run`: each call takes a free one."""
+    """Several ONNX sessions of one model behind one `run`: each call takes a free one. A
+    render that starts while no other runs takes the `wide` session (every core's threads),
+    so a lone caller is not slowed to one core; renders that overlap take single-threaded
+    ones, which together make more audio per second."""
 
-    def __init__(self, sessions: Sequence) -> None:
+    def __init__(self, sessions: Sequence, wide=None) -> None:
         self.size = len(sessions)
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         for session in sessions:
             self._free.put(session)
+        self._wide = wide
+        self._lock = threading.Lock()
+        self._running = 0
+        self._wide_busy = False
 
     def get_outputs(self):
         """The model's outputs (every session runs the same model)."""
@@ -109,22 +117,39 @@ class SessionPool:
             self._free.put(session)
 
     def run(self, output_names, inputs, run_options=None):
-        session = self._free.get()
+        with self._lock:
+            wide = self._wide is not None and self._running == 0 and not self._wide_busy
+            self._running += 1
+            self._wide_busy |= wide
         try:
-            return session.run(output_names, inputs, run_options)
+            if wide:
+                return self._wide.run(output_names, inputs, run_options)
+            session = self._free.get()
+            try:
+                return session.run(output_names, inputs, run_options)
+            finally:
+                self._free.put(session)
         finally:
-            self._free.put(session)
+            with self._lock:
+                self._running -= 1
+                if wide:
+                    self._wide_busy = False
 
 
-def single_thread_sessions(model: str | bytes, count: int) -> SessionPool:
-    """`count` CPU sessions of `model` (a path, or serialized bytes), one intra-op thread
-    each, without spinning threads (the renders share the cores with everything else)."""
+def render_sessions(model: str | bytes, count: int, wide_threads: int) -> SessionPool:
+    """`count` single-threaded CPU sessions of `model` (a path, or serialized bytes) and, when
+    `wide_threads` > 1, one with that many threads for a render that runs alone; none spins
+    (the renders share the cores with everything else)."""
+    narrow = [_cpu_session(model, 1) for _ in range(count)]
+    return SessionPool(narrow, _cpu_session(model, wide_threads) if wide_threads > 1 else None)
+
+
+def _cpu_session(model: str | bytes, threads: int):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return SessionPool([onnxruntime.InferenceSession(model, sess_options=options,
-                                                     providers=["CPUExecutionProvider"])
-                        for _ in range(count)])
+    return onnxruntime.InferenceSession(model, sess_options=options,
+                                        providers=["CPUExecutionProvider"])
