@@ -109,7 +109,7 @@ class PiperEngine(Engine):
     def synthesize(self, text: str, config: SynthesisConfig) -> Iterator[TimedChunk]:
         """One chunk per sentence, as `PiperVoice.synthesize` makes them (normalize_audio
         and volume aside), each with the words whose last sound it holds. The words are
-        mapped while the first sentence renders; only its own timing follows the render."""
+        mapped while the first sentence renders; after each render only its timing is added."""
         sentences = [s for s in self._voice.phonemize(text) if s]
         if not sentences:
             return
