@@ -3,9 +3,10 @@
 On agent replies synthesised by the bundled Piper voice, word start times from Piper's
 alignments and from `estimate_words` (spread over the same audio) are compared with
 faster-whisper's word timestamps on that audio, and the estimator with Piper's timings. Also:
-whether alignments change the audio, what they cost per sentence, and load times.
+whether alignments change the audio, what they cost per sentence and on the way to the first
+audio (`--ttfa`: only that), and load times.
 
-    .venv/bin/python bench/word_timing.py [--rounds 5]
+    .venv/bin/python bench/word_timing.py [--rounds 5] [--ttfa]
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from voxline.engines.base import TimedChunk, Word, chunk_parts  # noqa: E402
+from voxline.engines.base import EngineStream, TimedChunk, Word, chunk_parts  # noqa: E402
 from voxline.engines.word_estimate import WordAligner, estimate_words  # noqa: E402
 
 REPLIES = [
@@ -213,6 +214,162 @@ def cost(engine, rounds: int) -> None:
           f"{without * ms:.1f} ms without (Δ {(with_ - without) * ms:+.2f} ms)")
 
 
+class TimedWords:
+    """One utterance's words in the engine, timing their first `sentence_done`: the wait for
+    the mapping after the first model run returned, plus the first sentence's words."""
+
+    def __init__(self, words, start_s: float, first: list[float]) -> None:
+        self._words, self._start_s, self._first = words, start_s, first
+        self.first_args: tuple | None = None
+        self.piece: tuple[str, list] | None = None
+
+    def sentence_done(self, timing, samples: int) -> tuple[Word, ...]:
+        started = time.perf_counter()
+        words = self._words.sentence_done(timing, samples)
+        if self.first_args is None:  # what the words add: their start, and this
+            self._first.append(self._start_s + time.perf_counter() - started)
+            self.first_args = (timing, samples)
+        return words
+
+    def cancel(self) -> None:
+        self._words.cancel()
+
+
+class TimedMapper:
+    """The engine's `WordMapper`, timing what each utterance's words add to its first chunk,
+    and how long after their start the first model run begins (the GIL is shared)."""
+
+    def __init__(self, mapper) -> None:
+        self._mapper = mapper
+        self.first: list[float] = []
+        self.to_model_run: list[float] = []
+        self.last: TimedWords | None = None
+        self._started_at: float | None = None
+
+    def start(self, text: str, sentences) -> TimedWords:
+        started = time.perf_counter()
+        words = self._mapper.start(text, sentences)
+        self._started_at = time.perf_counter()
+        self.last = TimedWords(words, self._started_at - started, self.first)
+        self.last.piece = (text, sentences)
+        return self.last
+
+    def model_run_starts(self) -> None:
+        if self._started_at is not None:
+            self.to_model_run.append(time.perf_counter() - self._started_at)
+            self._started_at = None
+
+
+class EmptiedCache:
+    """The voice's word phonemizer (a `WordPhonemes` cache), emptied by `empty()`."""
+
+    def __init__(self, voice) -> None:
+        self._voice = voice
+        self.empty()
+
+    def empty(self) -> None:
+        from voxline.engines.piper_words import voice_word_phonemizer
+
+        self._cache = voice_word_phonemizer(self._voice)
+
+    def __call__(self, words):
+        return self._cache(words)
+
+
+class ReportingSessions:
+    """The engine's sessions, telling `on_run` when a model run begins."""
+
+    def __init__(self, sessions, on_run) -> None:
+        self._sessions, self._on_run = sessions, on_run
+
+    def get_outputs(self):
+        return self._sessions.get_outputs()
+
+    def run(self, output_names, inputs, run_options=None):
+        self._on_run()
+        return self._sessions.run(output_names, inputs, run_options)
+
+
+def first_chunk_s(start: Callable[[], Iterator | EngineStream]) -> float:
+    """Seconds from starting a synthesis (a generator or an engine stream) to its first
+    chunk; then it is closed."""
+    started = time.perf_counter()
+    chunks = start()
+    if isinstance(chunks, EngineStream):
+        chunks.step()
+    else:
+        next(chunks)
+    elapsed = time.perf_counter() - started
+    chunks.close()
+    return elapsed
+
+
+def ttfa_cost(engine, rounds: int) -> None:
+    """What word timings add to the first chunk's latency, on the engine's own path (its
+    stream: the first clause first): the wait for the mapping after the first model run plus
+    the first `sentence_done`, with a fresh word cache (cold) and the same one again (warm);
+    beside it, the mapping of the same piece done in line before the first model run (as
+    before), and whole first chunks with and without words."""
+    import copy
+
+    from piper import SynthesisConfig
+
+    from voxline.engines.base import SynthesisParams
+    from voxline.engines.piper_word_mapper import WordMapper
+    from voxline.engines.piper_words import PiperWords
+
+    voice = engine._voice  # the bench looks inside; the server does not
+    config = SynthesisConfig(normalize_audio=False)  # as the engine's stream
+    joe = engine.builtin_voices()["joe"]
+    # One mapper for all replies, as the engine has (its threads started by a first reply),
+    # its word cache emptied before each reply's cold run.
+    probe = copy.copy(engine)
+    word_phonemes = EmptiedCache(voice)
+    mapper = TimedMapper(WordMapper(word_phonemes, engine.parallel_renders))
+    probe._words = mapper
+    probe._voice = replace(voice, session=ReportingSessions(voice.session,
+                                                            mapper.model_run_starts))
+    def stream(text: str) -> EngineStream:
+        return probe.open_stream(text, joe, "en", SynthesisParams())
+
+    first_chunk_s(lambda: stream(REPLIES[0]))
+    added: dict[str, list[float]] = {"cold": [], "warm": []}
+    in_line: dict[str, list[float]] = {"cold": [], "warm": []}
+    first: dict[str, list[float]] = {"with words (cold cache)": [], "with words (warm)": [],
+                                     "stock Piper, same sessions": []}
+    for _ in range(rounds):
+        for text in REPLIES:
+            word_phonemes.empty()
+            for cache, label in (("cold", "with words (cold cache)"),
+                                 ("warm", "with words (warm)")):
+                first[label].append(first_chunk_s(lambda text=text: stream(text)))
+                added[cache].append(mapper.first[-1])
+            piece, sentences = mapper.last.piece
+            first["stock Piper, same sessions"].append(
+                first_chunk_s(lambda piece=piece: voice.synthesize(piece, config)))
+            timing, samples = mapper.last.first_args
+            word_phonemes.empty()
+            for cache in ("cold", "warm"):  # as before: all of it ahead of the first model run
+                started = time.perf_counter()
+                PiperWords(piece, sentences, word_phonemes).sentence_done(timing, samples)
+                in_line[cache].append(time.perf_counter() - started)
+
+    def p50_p95(seconds: list[float], digits: int = 2) -> str:
+        return (f"p50 {statistics.median(seconds) * 1000:.{digits}f} / "
+                f"p95 {np.percentile(seconds, 95) * 1000:.{digits}f} ms")
+
+    print(f"time to first audio added by word timings ({len(added['cold'])} replies):")
+    for cache in ("cold", "warm"):
+        print(f"  mapping beside the first model run, {cache} word cache: "
+              f"{p50_p95(added[cache])} (wait after the run + first sentence_done)")
+        print(f"  mapping in line before the first model run (before), {cache}: "
+              f"{p50_p95(in_line[cache])}")
+    print(f"  from the mapping's start to the first model run: {p50_p95(mapper.to_model_run)} "
+          "(phoneme ids, and any wait for the GIL)")
+    print("first chunk, whole (model variance ±40 ms hides 1 ms): " + "; ".join(
+        f"{label} {p50_p95(times, 0)}" for label, times in first.items()))
+
+
 def load_times(rounds: int) -> None:
     import tempfile
 
@@ -248,12 +405,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3,
                         help="syntheses of each reply (Piper's durations are sampled)")
+    parser.add_argument("--ttfa", action="store_true",
+                        help="only the costs on the way to the first audio (no Whisper, "
+                             "no load times)")
     args = parser.parse_args()
     from voxline.engines.piper_engine import PiperEngine
 
     engine = PiperEngine()
     audio_unchanged(engine)
     cost(engine, args.rounds)
+    ttfa_cost(engine, args.rounds)
+    if args.ttfa:
+        return
     load_times(args.rounds)
     accuracy(engine, load_whisper(), args.rounds)
 

@@ -118,3 +118,81 @@ def test_word_phonemes_and_piper_share_espeak_safely_across_threads(engine):
     for thread in threads:
         thread.join(60)
     assert not wrong
+
+
+class SignallingSessions:
+    """The engine's sessions, calling `on_run` as each model run starts."""
+
+    def __init__(self, sessions, on_run) -> None:
+        self._sessions, self._on_run = sessions, on_run
+
+    def get_outputs(self):
+        return self._sessions.get_outputs()
+
+    def run(self, output_names, inputs, run_options=None):
+        self._on_run()
+        return self._sessions.run(output_names, inputs, run_options)
+
+
+def probe(engine, phonemize_words, on_run=lambda: None):
+    """The module's engine (same model and sessions) with another word phonemizer, its model
+    runs reported to `on_run`."""
+    import copy
+    from dataclasses import replace
+
+    from voxline.engines.piper_word_mapper import WordMapper
+    from voxline.engines.piper_words import WordPhonemes
+
+    probed = copy.copy(engine)
+    probed._voice = replace(engine._voice,
+                            session=SignallingSessions(engine._voice.session, on_run))
+    probed._words = WordMapper(WordPhonemes(phonemize_words), 1)
+    return probed
+
+
+TWO_SENTENCES = "Your order shipped yesterday. It should arrive on Friday, before noon."
+
+
+def test_words_are_mapped_while_the_first_sentence_renders(engine, quiet):
+    """The phonemizer waits for the first model run to start, which waits for the
+    phonemizer: only a mapping running beside the model lets both waits succeed."""
+    import threading
+
+    from voxline.engines.piper_words import espeak_words
+
+    run_started, mapping_started = threading.Event(), threading.Event()
+    met: list[str] = []
+
+    def phonemize_during_run(words):
+        mapping_started.set()
+        if run_started.wait(10):
+            met.append("mapping saw the run")
+        return espeak_words(words, "en-us")
+
+    def first_run():
+        if not run_started.is_set():
+            run_started.set()
+            if mapping_started.wait(10):
+                met.append("run saw the mapping")
+
+    chunks = list(probe(engine, phonemize_during_run, first_run).synthesize(
+        TWO_SENTENCES, quiet))
+    assert sorted(met) == ["mapping saw the run", "run saw the mapping"]
+    words, total = utterance_words(chunks)
+    assert_valid_words(TWO_SENTENCES, words, total)
+    assert not any(w.estimated for w in words)
+    assert words == utterance_words(engine.synthesize(TWO_SENTENCES, quiet))[0]
+
+
+def test_a_failing_word_mapping_keeps_all_the_audio(engine, quiet):
+    def broken(words):
+        raise RuntimeError("espeak-ng is gone")
+
+    ours = list(probe(engine, broken).synthesize(TWO_SENTENCES, quiet))
+    reference = list(engine.synthesize(TWO_SENTENCES, quiet))
+    assert len(ours) == len(reference) == 2
+    for mine, theirs in zip(ours, reference, strict=True):
+        np.testing.assert_array_equal(mine.samples, theirs.samples)
+    words, total = utterance_words(ours)
+    assert_valid_words(TWO_SENTENCES, words, total)
+    assert all(w.estimated for w in words)

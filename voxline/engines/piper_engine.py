@@ -2,8 +2,10 @@
 
 The voice is patched in memory at load to report how many samples each phoneme lasted
 (piper-tts's alignments, needs `onnx`), so every chunk carries its words' exact timings
-(`piper_words`). Patching in memory instead of writing a patched copy: measured ~0.5 s more
-per load and no 63 MB file to keep in step with the voice. Alignments do not change the audio.
+(`piper_words`), mapped to the text's words while the first sentence renders
+(`piper_word_mapper`). Patching in memory instead of writing a patched copy: measured ~0.5 s
+more per load and no 63 MB file to keep in step with the voice. Alignments do not change the
+audio.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from voxline.engines.base import (
     TimedChunk,
 )
 from voxline.engines.piper_pool import PieceStream, render_sessions
-from voxline.engines.piper_words import PiperWords, sentence_timing, voice_word_phonemizer
+from voxline.engines.piper_word_mapper import WordMapper
+from voxline.engines.piper_words import sentence_timing, voice_word_phonemizer
 
 if TYPE_CHECKING:
     from piper import SynthesisConfig
@@ -66,6 +69,7 @@ class PiperEngine(Engine):
         language = str(getattr(self._voice.config, "espeak_voice", "en-us"))
         self.languages = (language.split("-")[0],)
         self._word_phonemes = voice_word_phonemizer(self._voice)
+        self._words = WordMapper(self._word_phonemes, self.parallel_renders)
         self.aligned = len(self._voice.session.get_outputs()) > 1
         if not self.aligned:
             logger.warning("Piper voice %s gives no alignments; word timings are estimated",
@@ -106,18 +110,24 @@ class PiperEngine(Engine):
 
     def synthesize(self, text: str, config: SynthesisConfig) -> Iterator[TimedChunk]:
         """One chunk per sentence, as `PiperVoice.synthesize` makes them (normalize_audio
-        and volume aside), each with the words whose last sound it holds."""
+        and volume aside), each with the words whose last sound it holds. The words are
+        mapped while the first sentence renders; after each render only its timing is added."""
         sentences = [s for s in self._voice.phonemize(text) if s]
-        words = PiperWords(text, sentences, self._word_phonemes)
+        if not sentences:
+            return
+        words = self._words.start(text, sentences)
         id_map = self._voice.config.phoneme_id_map
-        for phonemes in sentences:
-            ids = self._voice.phonemes_to_ids(phonemes)
-            audio, id_samples = self._voice.phoneme_ids_to_audio(
-                ids, config, include_alignments=True)
-            # As `synthesize` with normalize_audio off and volume 1.
-            samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
-            timing = sentence_timing(phonemes, id_samples, id_map)
-            yield TimedChunk(samples, words.sentence_done(timing, len(samples)))
+        try:
+            for phonemes in sentences:
+                ids = self._voice.phonemes_to_ids(phonemes)
+                audio, id_samples = self._voice.phoneme_ids_to_audio(
+                    ids, config, include_alignments=True)
+                # As `synthesize` with normalize_audio off and volume 1.
+                samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
+                timing = sentence_timing(phonemes, id_samples, id_map)
+                yield TimedChunk(samples, words.sentence_done(timing, len(samples)))
+        finally:
+            words.cancel()
 
 
 def aligned_model(model_path: Path) -> bytes | str:

@@ -22,6 +22,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from voxline.engines.base import Word
 from voxline.engines.word_estimate import estimate_words, shift, word_spans
@@ -74,7 +75,8 @@ class WordPhonemes:
         self._max_words = max_words
 
     def __call__(self, words: Sequence[str]) -> list[Sequence[str]]:
-        known = {w: self._cache[w] for w in set(words) if w in self._cache}
+        # .get, not `in` then [w]: another thread may clear the cache in between.
+        known = {w: p for w in set(words) if (p := self._cache.get(w)) is not None}
         missing = sorted(set(words) - known.keys())
         if missing:
             fresh = dict(zip(missing, self._phonemize(missing), strict=True))
@@ -270,7 +272,7 @@ class PiperWords:
         words = [self._word(w) for w in done]
         chunk_words = shift(words, self._offset)
         if estimated and words:
-            chunk_words = self._estimate(done, samples)
+            chunk_words = estimate_sentence(self._text, [self._spans[w] for w in done], samples)
         self._offset += samples
         return chunk_words
 
@@ -283,14 +285,44 @@ class PiperWords:
             first = last = self._ends[ls][lk] if zero_at_end else self._starts[fs][fk]
         return Word(self._text[start:end], first, max(first, last), start, end)
 
-    def _estimate(self, done: list[int], samples: int) -> tuple[Word, ...]:
-        """Words of a sentence without alignments, spread over its audio by weight."""
-        begin, finish = self._spans[done[0]][0], self._spans[done[-1]][1]
-        guessed = estimate_words(self._text[begin:finish], samples)
-        if len(guessed) != len(done):
-            return ()
-        return tuple(Word(w.text, w.start, w.end, w.char_start + begin, w.char_end + begin,
-                          estimated=True) for w in guessed)
+
+class EstimatedWords:
+    """The words of one utterance without Piper's mapping (it failed): shared out among its
+    sentences in proportion to their sounds, then spread over each sentence's audio."""
+
+    def __init__(self, text: str, sentences: Sequence[Sequence[str]]) -> None:
+        self._text = text
+        self._spans = word_spans(text)
+        sounds = list(accumulate(sum(1 for p in s if _is_sound(p)) for s in sentences))
+        total = sounds[-1] if sounds else 0
+        # Words up to (not including) this index are spoken by the end of each sentence.
+        self._ends = [len(self._spans) * n // total if total else len(self._spans)
+                      for n in sounds]
+        self._sentence = 0
+        self._next_word = 0
+
+    def sentence_done(self, timing: SentenceTiming | None, samples: int) -> tuple[Word, ...]:
+        """The next sentence's words (`samples` long), estimated; `timing` is not used."""
+        last = self._sentence >= len(self._ends) - 1
+        end = len(self._spans) if last else max(self._next_word, self._ends[self._sentence])
+        spans = self._spans[self._next_word:end]
+        self._sentence += 1
+        self._next_word = end
+        return estimate_sentence(self._text, spans, samples)
+
+
+def estimate_sentence(text: str, spans: Sequence[tuple[int, int]],
+                      samples: int) -> tuple[Word, ...]:
+    """The words at `spans` of `text` (one sentence's) spread over its `samples` by weight;
+    none when the slice of text does not split into those words."""
+    if not spans:
+        return ()
+    begin, finish = spans[0][0], spans[-1][1]
+    guessed = estimate_words(text[begin:finish], samples)
+    if len(guessed) != len(spans):
+        return ()
+    return tuple(Word(w.text, w.start, w.end, w.char_start + begin, w.char_end + begin,
+                      estimated=True) for w in guessed)
 
 
 Bound = tuple[bool | None, tuple[int, int], tuple[int, int]]
