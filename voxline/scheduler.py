@@ -6,10 +6,12 @@ request's own stream state (`EngineStream`) and computes one chunk at a time for
 whose next chunk must start first:
 
 - a stream that has sent no audio yet is due at its arrival: first audio is the most urgent
-  work, newcomers go before every stream with audio in hand, in arrival order;
+  work, newcomers go in arrival order before every stream with audio in hand that can wait;
 - a stream that has sent audio is due when that audio would run out at real-time playback
   (time of its first chunk + seconds of audio its client took), less its next chunk's measured
-  cost; one comfortably ahead yields.
+  cost (its latest start). It can wait for a newcomer unless its latest start comes before a
+  typical first chunk would be done: then it goes first, as a gap in speech that has begun is
+  worse than a later start. One comfortably ahead yields.
 
 An engine that renders in parallel (`Engine.parallel_renders`, Piper) is stepped by that many
 worker threads at once; others by one. Engines that batch (a stream with a `Batcher`, XTTS)
@@ -295,9 +297,8 @@ class Scheduler:
                  and self._renders.get(j.engine, 0) < _parallel(j.engine)]
         if not ready:
             return []
-        # First audio first (arrival order), then streams with audio by latest start.
-        ready.sort(key=lambda j: (j.first_chunk_at is not None,
-                                  j.latest_start(self._costs[j.engine]), j.number))
+        now = self.clock()
+        ready.sort(key=lambda j: self._urgency(j, now))
         engine = ready[0].engine
         # Batch candidates: enough for a full batch after some of them end or sit out.
         claimed = [ready[0]] if _parallel(engine) > 1 else [
@@ -306,6 +307,16 @@ class Scheduler:
         for job in claimed:
             job.in_flight = True
         return claimed
+
+    def _urgency(self, job: Job, now: float) -> tuple:
+        """Sort key: streams with audio that a newcomer's first chunk would make late (by
+        latest start), then newcomers (by arrival), then the other streams (by latest start)."""
+        costs = self._costs[job.engine]
+        if job.first_chunk_at is None:
+            return (1, job.arrival, job.number)
+        start = job.latest_start(costs)
+        newcomer_cost = costs.step_cost(costs.first_chunk_s())
+        return (0 if start <= now + newcomer_cost else 2, start, job.number)
 
     def _release(self, claimed: list[Job]) -> None:
         with self._cond:
@@ -419,7 +430,7 @@ class Scheduler:
     def _run_alone(self, job: Job, costs: RenderCosts) -> None:
         REQUEST_ID.set(job.request_id)
         with self._cond:
-            concurrent = self._renders.get(job.engine, 1)
+            at_start = self._renders.get(job.engine, 1)
         started = self.clock()
         try:
             chunk = job.stream.step()
@@ -430,9 +441,10 @@ class Scheduler:
             return
         if chunk is not None:
             with self._cond:
-                concurrent = max(concurrent, self._renders.get(job.engine, 1))
-            costs.observe_step(self.clock() - started,
-                               len(chunk) / job.engine.sample_rate, concurrent)
+                level = render_level(at_start, self._renders.get(job.engine, 1))
+            if level is not None:
+                costs.observe_step(self.clock() - started,
+                                   len(chunk) / job.engine.sample_rate, level)
         self._deliver(job, chunk)
 
     def _deliver(self, job: Job, chunk: np.ndarray | TimedChunk | None) -> None:
@@ -462,6 +474,15 @@ class Scheduler:
             result.put((True, fn()))
         except Exception as exc:
             result.put((False, exc))
+
+
+def render_level(at_start: int, at_end: int) -> int | None:
+    """The level of parallel renders a render's pace stands for, from the renders running
+    when it started and ended (itself included); None when it began alone and ended shared:
+    its pace was neither level's (Piper gives a render alone every core's threads)."""
+    if at_start <= 1 < at_end:
+        return None
+    return max(at_start, at_end)
 
 
 def _parallel(engine: Engine) -> int:

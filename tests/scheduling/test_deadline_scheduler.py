@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from voxline.engines.base import Batcher, Engine, EngineStream, SynthesisParams, Utterance
-from voxline.scheduler import QueueFull, Scheduler
+from voxline.scheduler import QueueFull, Scheduler, render_level
 from voxline.scheduling.costs import StepCosts
 
 RATE = 1000  # samples per second of the fake engines: a chunk of N samples is N ms
@@ -111,6 +111,32 @@ def test_a_costly_next_chunk_starts_before_a_cheap_one_due_earlier():
             handle.job.last_chunk_s = chunk
     read_all([slow, quick])
     assert engine.steps == ["slow", "quick"]
+
+
+def test_a_stream_about_to_run_dry_goes_before_a_newcomer():
+    """A newcomer waits for a stream whose latest start comes before a first chunk would be
+    done; a stream with time to spare waits for the newcomer."""
+    clock = Clock()
+    engine = ScriptedEngine(clock, step_s=0.5, chunk_s=1.0)
+    scheduler = Scheduler(max_active=32, clock=clock, target_load=1.0)
+    scheduler.costs(engine).observe_step(0.5, 1.0)  # 0.5 s per second of audio
+    scheduler.costs(engine).observe_first_chunk(1.0)  # a first chunk: 0.5 s to make
+    with scheduler._cond:
+        dry, spare, new = (scheduler.submit(n, engine, job(n, 1)) for n in ("dry", "spare",
+                                                                             "new"))
+        # "dry" runs out at 100.8 (start by 100.3: before a first chunk would be done, 100.5);
+        # "spare" runs out at 103.0 (start by 102.5).
+        for handle, due in ((dry, 0.8), (spare, 3.0)):
+            handle.job.first_chunk_at, handle.job.audio_s = clock.now, due
+            handle.job.last_chunk_s = 1.0
+    read_all([dry, spare, new])
+    assert engine.steps == ["dry", "new", "spare"]
+
+
+def test_a_render_that_began_alone_and_ended_shared_is_not_counted():
+    assert render_level(1, 1) == 1
+    assert render_level(2, 2) == 2 and render_level(2, 1) == 2
+    assert render_level(1, 2) is None  # every core, then half of them: neither level's pace
 
 
 def calibrated(step_s: float, chunk_s: float = 1.0):

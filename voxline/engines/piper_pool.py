@@ -137,19 +137,22 @@ class SessionPool:
 
 
 def render_sessions(model: str | bytes, count: int, wide_threads: int) -> SessionPool:
-    """`count` single-threaded CPU sessions of `model` (a path, or serialized bytes) and, when
-    `wide_threads` > 1, one with that many threads for a render that runs alone; none spins
-    (the renders share the cores with everything else)."""
-    narrow = [_cpu_session(model, 1) for _ in range(count)]
-    return SessionPool(narrow, _cpu_session(model, wide_threads) if wide_threads > 1 else None)
+    """`count` single-threaded CPU sessions of `model` (a path, or serialized bytes) that do
+    not spin (overlapping renders share the cores with everything else) and, when
+    `wide_threads` > 1, one with that many spinning threads for a render that runs alone:
+    measured on 2 cores, a medium first sentence in 155 ms p50 against 198 ms without
+    spinning and ~250 ms on one thread."""
+    narrow = [_cpu_session(model, 1, spin=False) for _ in range(count)]
+    wide = _cpu_session(model, wide_threads, spin=True) if wide_threads > 1 else None
+    return SessionPool(narrow, wide)
 
 
-def _cpu_session(model: str | bytes, threads: int):
+def _cpu_session(model: str | bytes, threads: int, spin: bool):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     return onnxruntime.InferenceSession(model, sess_options=options,
                                         providers=["CPUExecutionProvider"])
