@@ -51,6 +51,9 @@ class Settings:
     # Rows per GPT forward pass (continuous batching): with more active requests, those with
     # the earliest playback deadlines advance (1: interleave). See bench/RESULTS.md.
     max_batch: int = 8
+    # Piper renders that run at once, each on its own single-threaded ONNX session (0: one
+    # per core); a render alone always takes a session with a thread per core.
+    piper_renders: int = 0
     # GPT tokens per XTTS chunk: a small first chunk for fast first audio, then larger ones
     # (each chunk costs a vocoder call over its new audio plus a short left context).
     chunk_schedule: str = "4,20"
@@ -150,6 +153,8 @@ class Settings:
                 raise SettingsError(f"VOXLINE_{name.upper()} must be more than 0")
         if self.threads < 1:
             raise SettingsError("VOXLINE_THREADS must be at least 1")
+        if self.piper_renders < 0:
+            raise SettingsError("VOXLINE_PIPER_RENDERS must be 0 (one per core) or more")
         if self.normalize_processes < 0:
             raise SettingsError("VOXLINE_NORMALIZE_PROCESSES must be 0 or more")
         self._validate_product()

@@ -133,6 +133,23 @@ def test_a_stream_about_to_run_dry_goes_before_a_newcomer():
     assert engine.steps == ["dry", "new", "spare"]
 
 
+def test_audio_its_reader_has_not_taken_yet_is_still_in_hand():
+    """A chunk just made is audio in hand even before the request's reader takes it: the
+    stream is not due at once, so a newcomer's first chunk still goes before its next one."""
+    clock = Clock()
+    engine = ScriptedEngine(clock, step_s=0.1, chunk_s=2.0)
+    scheduler = Scheduler(max_active=32, clock=clock, target_load=1.0)
+    scheduler.costs(engine).observe_step(0.1, 2.0)
+    scheduler.costs(engine).observe_first_chunk(2.0)
+    late: list = []
+    engine.after_step[1] = lambda: late.append(scheduler.submit("b", engine, job("b", 1)))
+    with scheduler._cond:
+        handles = [scheduler.submit("a", engine, job("a", 2), consumed=lambda: 0.0)]
+    read_all(handles)
+    read_all(late)
+    assert engine.steps == ["a", "b", "a"]
+
+
 def test_a_render_that_began_alone_and_ended_shared_is_not_counted():
     assert render_level(1, 1) == 1
     assert render_level(2, 2) == 2 and render_level(2, 1) == 2

@@ -70,7 +70,7 @@ def load_engine(name: str, settings: Settings) -> Engine:
     if name == "piper":
         from voxline.engines.piper_engine import PiperEngine
 
-        return PiperEngine()
+        return PiperEngine(renders=settings.piper_renders or None)
     if name == "tone":
         from voxline.engines.tone import ToneEngine
 

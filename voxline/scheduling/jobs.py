@@ -61,11 +61,15 @@ class Job:
         return self.audio_s if self.consumed is None else self.consumed()
 
     def deadline(self) -> float:
-        """When this stream's listener runs out of audio (its arrival, before any audio):
-        counted from what the client has taken, not from what was produced."""
+        """When this stream's listener runs out of audio (its arrival, before any audio),
+        playing from its first chunk in real time. Counted from what was produced: audio the
+        client has not taken yet is still in hand (counting only what it took made every
+        stream due the instant its chunk was made, before its reader could take it, so a
+        stream's next sentence jumped ahead of waiting newcomers). A client that takes less
+        than it is given pauses the stream instead (`runnable`, `max_ahead_s`)."""
         if self.first_chunk_at is None:
             return self.arrival
-        return self.first_chunk_at + self.consumed_s()
+        return self.first_chunk_at + self.audio_s
 
     def latest_start(self, costs: RenderCosts) -> float:
         """When its next chunk must start so that it is ready by the deadline: the order in
