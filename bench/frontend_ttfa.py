@@ -48,6 +48,14 @@ def first_audio_ms(client, text: str, normalize: bool) -> float:
     return elapsed
 
 
+def wait_idle(scheduler, timeout_s: float = 30.0) -> None:
+    """Until the closed request's render has stopped: each measurement runs alone (a render
+    still going would take the cores from the next parse and plan)."""
+    deadline = time.monotonic() + timeout_s
+    while scheduler.busy and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def plan_ms(services, text: str, normalize: bool) -> float:
     """The part of a request's time to first audio that the front end changes: parse and plan
     (everything before the request reaches the scheduler)."""
@@ -75,12 +83,17 @@ def report(title: str, kinds, times) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--normalize-processes", type=int, default=None, metavar="N",
+                        help="VOXLINE_NORMALIZE_PROCESSES for the app (default: the setting's "
+                        "default, 2; 0 runs the grammar in this process)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="frontend-ttfa-"))
+    processes = ({} if args.normalize_processes is None
+                 else {"normalize_processes": args.normalize_processes})
     app = create_app({"engine": PiperEngine(), "background": False,
                       "settings": {"speakers_dir": folder / "speakers", "cache_dir": folder,
                                    "lexicons_dir": folder / "lexicons", "warmup": True,
-                                   "phrase_cache_mb": 0}})
+                                   "phrase_cache_mb": 0, **processes}})
     client = app.test_client()
     kinds = {"plain": plain_texts(len(NUMERIC)), "numeric": NUMERIC}
     times = {(k, n): [] for k in kinds for n in (False, True)}
@@ -92,6 +105,7 @@ def main() -> int:
                 for normalize in order:
                     plans[kind, normalize].append(plan_ms(app.services, text, normalize))
                     times[kind, normalize].append(first_audio_ms(client, text, normalize))
+                    wait_idle(app.services.scheduler)
     report(f"parse + plan (before the scheduler), {args.rounds} rounds x {len(NUMERIC)} texts "
            "per kind (ms)", kinds, plans)
     report("time to first audio through the route, Piper in-process (ms); Piper renders a "

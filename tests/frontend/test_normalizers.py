@@ -124,3 +124,11 @@ def test_pathological_texts_stay_cheap(front_end, text):
     except NoSpeakableText:
         pass
     assert time.perf_counter() - started < 2.0
+
+
+def test_english_windows_leave_out_plain_words_no_class_reads_with_a_number(grammars):
+    english = grammars("en")
+    for word in ("and", "takes", "business,", "tonight."):
+        assert not english.context_needed(word), word
+    for word in ("am", "pm,", "kg.", "km/h", "million", "Dec.", "December", "EST", "GB"):
+        assert english.context_needed(word), word

@@ -84,11 +84,14 @@ class GrammarProcesses:
         if not texts:
             return []
         executor = self._current()
+        # Longest first: a free child takes the next, so the last to finish is a short one.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         try:
-            futures = [executor.submit(_normalize_in_child, t) for t in texts]
+            submitted = {i: executor.submit(_normalize_in_child, texts[i]) for i in order}
         except BrokenProcessPool as exc:
             self._broken(executor, exc)
             return [(t, "grammar processes restarting") for t in texts]
+        futures = [submitted[i] for i in range(len(texts))]
         results = []
         for text, future in zip(texts, futures, strict=True):
             try:

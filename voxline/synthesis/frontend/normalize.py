@@ -204,14 +204,19 @@ def _run_parts(run: list[Word], grammar: Grammar) -> list[list[Word] | _Window]:
 
 def _windows(run: list[Word], grammar: Grammar) -> list[tuple[int, int]]:
     """[start, end) ranges holding each word the grammar could change with a word of context
-    after ("10 am", "$3.5 million", "5 km") and, for bare numbers, before ("Dec. 3"), or a
-    whole whitelist entry ("World War II"); overlapping ranges merge."""
+    after ("10 am", "$3.5 million", "5 km") and, for bare numbers, before ("Dec. 3"), where
+    the grammar may read that word with it, or a whole whitelist entry ("World War II");
+    overlapping ranges merge."""
     windows: list[tuple[int, int]] = []
     for i, word in enumerate(run):
         if len(word.text) > MAX_WORD_CHARS or not grammar.needs(word.text):
             continue  # over-long "words" are left to the engine as written
-        before = CONTEXT_WORDS if _BARE_NUMBER.match(word.text) else 0
-        after = max(CONTEXT_WORDS, grammar.reach(word.text) - 1)
+        previous = run[i - 1].text if i > 0 else ""
+        following = run[i + 1].text if i + 1 < len(run) else ""
+        before = CONTEXT_WORDS if _BARE_NUMBER.match(word.text) and grammar.context_needed(
+            previous) else 0
+        after = max(CONTEXT_WORDS if grammar.context_needed(following) else 0,
+                    grammar.reach(word.text) - 1)
         start, end = max(0, i - before), min(len(run), i + after + 1)
         if windows and start <= windows[-1][1]:
             windows[-1] = (windows[-1][0], end)
