@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from conftest import grammar_cache
@@ -81,3 +82,44 @@ def test_a_killed_child_is_replaced_and_no_request_fails(caplog):
     finally:
         backend.close()
     assert any("grammar process died" in r.message for r in caplog.records)
+
+
+def test_children_end_when_the_server_is_killed(tmp_path):
+    """A server killed with SIGKILL cannot stop its grammar processes: they end themselves."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "server.py"
+    script.write_text(
+        "import multiprocessing, sys, time\n"
+        "from voxline.synthesis.frontend.grammar_processes import GrammarProcesses\n"
+        "if __name__ == '__main__':\n"
+        f"    GrammarProcesses({str((cache_root(grammar_cache()) / 'en').resolve())!r},"
+        " 'en', 2)\n"
+        "    print(' '.join(str(p.pid) for p in multiprocessing.active_children()"
+        " if p.name.startswith('SpawnProcess')), flush=True)\n"
+        "    time.sleep(120)\n")
+    root = str(Path(__file__).resolve().parents[2])
+    server = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              cwd=root, env={**os.environ, "PYTHONPATH": root})
+    try:
+        children = [int(p) for p in server.stdout.readline().split()]
+        assert len(children) == 2
+        server.kill()
+        server.wait(10)
+        deadline = time.monotonic() + 15
+        while any(Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)
+                  for pid in children):
+            assert time.monotonic() < deadline, "grammar processes outlived their server"
+            time.sleep(0.2)
+    finally:
+        server.kill()
+        server.wait(10)
+        server.stdout.close()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (FileNotFoundError, IndexError):
+        return "zombie"

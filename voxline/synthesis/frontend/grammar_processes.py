@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -28,6 +30,7 @@ logger = logging.getLogger(__name__)
 RESULT_TIMEOUT_S = 10.0
 # Starting a child: importing NeMo and loading the grammar (en ~2-4 s, de ~6 s on 2 cores).
 START_TIMEOUT_S = 300.0
+PARENT_CHECK_S = 1.0
 
 _normalizer = None  # the child's NeMo Normalizer
 
@@ -36,8 +39,19 @@ def _load_in_child(folder: str, language: str) -> None:
     global _normalizer
     from voxline.synthesis.frontend.grammar import new_normalizer, quiet_nemo
 
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+                     name="grammar-parent-watch").start()
     quiet_nemo()
     _normalizer = new_normalizer(folder, language)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this child when the server is gone: a killed server (SIGKILL, OOM) never tells
+    its children, and they hold its task queue open themselves, so they would wait forever
+    (measured: they outlived a killed test run, 117 MiB each)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def _normalize_in_child(text: str) -> tuple[str, str | None]:
