@@ -66,15 +66,13 @@ class PiperEngine(Engine):
         self.parallel_renders = renders or cores
         model, alignment = aligned_model(Path(model_path))
         whole = model.SerializeToString() if model is not None else str(model_path)
+        self._voice = replace(self._voice, session=render_sessions(
+            whole, self.parallel_renders, cores))
         # The same model in two parts: a sentence's first ~0.46 s decoded before the rest.
-        # Then the whole model keeps one session (the voice's own calls: alignments check).
         self._split = split_model(model, alignment) if model is not None else None
-        del model
         if self._split is not None:
             self._front = render_sessions(self._split.front, self.parallel_renders, cores)
             self._decoder = render_sessions(self._split.decoder, self.parallel_renders, cores)
-        renders, wide = (1, 1) if self._split is not None else (self.parallel_renders, cores)
-        self._voice = replace(self._voice, session=render_sessions(whole, renders, wide))
         self._model_path = Path(model_path)
         self.sample_rate = int(self._voice.config.sample_rate)
         language = str(getattr(self._voice.config, "espeak_voice", "en-us"))
