@@ -27,11 +27,9 @@ from voxline.engines.base import (
     SynthesisParams,
     TimedChunk,
 )
-from voxline.engines.piper_decoder import decode_window, split_model, windows
 from voxline.engines.piper_pool import PieceStream, render_sessions
 from voxline.engines.piper_word_mapper import WordMapper
 from voxline.engines.piper_words import sentence_timing, voice_word_phonemizer
-from voxline.engines.word_estimate import shift
 
 if TYPE_CHECKING:
     from piper import SynthesisConfig
@@ -64,15 +62,8 @@ class PiperEngine(Engine):
         # would do for its one session).
         cores = os.cpu_count() or 1
         self.parallel_renders = renders or cores
-        model, alignment = aligned_model(Path(model_path))
-        whole = model.SerializeToString() if model is not None else str(model_path)
         self._voice = replace(self._voice, session=render_sessions(
-            whole, self.parallel_renders, cores))
-        # The same model in two parts: a sentence's first ~0.46 s decoded before the rest.
-        self._split = split_model(model, alignment) if model is not None else None
-        if self._split is not None:
-            self._front = render_sessions(self._split.front, self.parallel_renders, cores)
-            self._decoder = render_sessions(self._split.decoder, self.parallel_renders, cores)
+            aligned_model(Path(model_path)), self.parallel_renders, cores))
         self._model_path = Path(model_path)
         self.sample_rate = int(self._voice.config.sample_rate)
         language = str(getattr(self._voice.config, "espeak_voice", "en-us"))
@@ -129,74 +120,27 @@ class PiperEngine(Engine):
         try:
             for phonemes in sentences:
                 ids = self._voice.phonemes_to_ids(phonemes)
-                if self._split is not None:
-                    yield from self._windowed(phonemes, ids, config, words)
-                    continue
                 audio, id_samples = self._voice.phoneme_ids_to_audio(
                     ids, config, include_alignments=True)
-                samples = _samples(audio)
+                # As `synthesize` with normalize_audio off and volume 1.
+                samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
                 timing = sentence_timing(phonemes, id_samples, id_map)
                 yield TimedChunk(samples, words.sentence_done(timing, len(samples)))
         finally:
             words.cancel()
 
-    def _windowed(self, phonemes, ids: list[int], config: SynthesisConfig,
-                  words) -> Iterator[TimedChunk]:
-        """One sentence through the split model: the front and the first window in one
-        step, then each later window; every word rides the chunk that holds its end."""
-        outputs = self._front.run(None, self._model_inputs(ids, config))
-        latent, hop = outputs[0], int(self._voice.config.hop_length)
-        id_samples = (np.asarray(outputs[1]).squeeze() * hop).astype(np.int64) if len(
-            outputs) > 1 else None
-        ranges = windows(latent.shape[2])
-        audio = decode_window(self._decoder, self._split.frames, latent, *ranges[0], hop)
-        timing = sentence_timing(phonemes, id_samples, self._voice.config.phoneme_id_map)
-        pending = list(words.sentence_done(timing, latent.shape[2] * hop))
-        offset = 0
-        for k, (start, end) in enumerate(ranges):
-            if k:
-                audio = decode_window(self._decoder, self._split.frames, latent, start, end,
-                                      hop)
-            samples = _samples(audio)
-            limit = offset + len(samples)
-            last = k == len(ranges) - 1
-            ends_here = len(pending) if last else next(
-                (i for i, w in enumerate(pending) if w.end > limit), len(pending))
-            mine, pending = pending[:ends_here], pending[ends_here:]
-            yield TimedChunk(samples, shift(mine, offset))
-            offset = limit
 
-    def _model_inputs(self, ids: list[int], config: SynthesisConfig) -> dict[str, np.ndarray]:
-        """The model's inputs as `PiperVoice.phoneme_ids_to_audio` builds them."""
-        voice = self._voice.config
-        scales = [voice.noise_scale if config.noise_scale is None else config.noise_scale,
-                  voice.length_scale if config.length_scale is None else config.length_scale,
-                  voice.noise_w_scale if config.noise_w_scale is None
-                  else config.noise_w_scale]
-        inputs = {"input": np.array([ids], dtype=np.int64),
-                  "input_lengths": np.array([len(ids)], dtype=np.int64),
-                  "scales": np.array(scales, dtype=np.float32)}
-        if voice.num_speakers > 1:
-            speaker = voice.default_speaker_id if config.speaker_id is None else config.speaker_id
-            inputs["sid"] = np.array([speaker], dtype=np.int64)
-        return inputs
-
-
-def _samples(audio) -> np.ndarray:
-    """As `PiperVoice.synthesize` gives them with normalize_audio off and volume 1."""
-    return np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
-
-
-def aligned_model(model_path: Path):
-    """The voice's ONNX model with piper-tts's alignment output added (as
-    `PiperVoice.load(include_alignments=True)` does in memory) and that output's name; (None,
-    None) when it cannot be patched (already patched, or no onnx): the file is used as is."""
+def aligned_model(model_path: Path) -> bytes | str:
+    """The voice's ONNX model with piper-tts's alignment output added, serialized (as
+    `PiperVoice.load(include_alignments=True)` does in memory); the path when it cannot be
+    patched (already patched, or no onnx)."""
     try:
         import onnx
         from piper.patch_voice_with_alignment import add_alignment_output
 
         model = onnx.load(str(model_path))
-        return model, add_alignment_output(model)
+        add_alignment_output(model)
+        return model.SerializeToString()
     except Exception as exc:  # noqa: BLE001 - an unpatchable model still speaks
         logger.info("Piper model used as it is (%s)", exc)
-        return None, None
+        return str(model_path)
