@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -85,6 +87,12 @@ async def _livekit(url: str) -> tuple[list, list]:
 
 def test_livekit_openai_plugin_with_its_defaults(tone_server):
     whole, streamed = asyncio.run(_livekit(tone_server.url))
+    # The plugin's HTTP pool can leave a finished connection's socket to the garbage
+    # collector (a ResourceWarning raised in whatever code runs next: seen once in CI, in a
+    # pydantic call). That socket is the client's, in this process: collect it here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
     for frames, text in ((whole, TEXT), (streamed, "Hello there.How are you today?")):
         assert {f.sample_rate for f in frames} == {24000}
         samples = np.concatenate([np.frombuffer(f.data, "<i2") for f in frames]).astype(float)

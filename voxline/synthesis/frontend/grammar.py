@@ -15,6 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from voxline.synthesis.frontend.grammar_processes import GrammarProcesses
+from voxline.synthesis.frontend.nemo import new_normalizer, quiet_nemo
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,6 @@ GRAMMAR_LANGUAGES = ("en", "es", "fr", "de", "it", "pt", "ru", "hu", "ar", "hi",
 # hu ar hi zh ja ko are not checked here: prepare them explicitly.
 STARTUP_LANGUAGES = ("en",)
 DEFAULT_LANGUAGES = ("en", "es", "fr", "de", "it")
-_NEMO_LOGGER = "NeMo-text-processing"
 _COMPLETE = ".complete"
 # What makes a sentence worth the grammar besides its whitelist words: digits, symbols it
 # reads out, and dotted tokens (domains, "e.g.").
@@ -55,19 +55,6 @@ def cache_root(cache_dir: Path) -> Path:
 
 def is_compiled(cache_dir: Path, language: str) -> bool:
     return (cache_root(cache_dir) / language / _COMPLETE).exists()
-
-
-def quiet_nemo() -> None:
-    """NeMo logs INFO lines per call (and resets its level in `normalize`), and warnings that
-    quote the request text: keep errors only (failures are logged here, without the text)."""
-    nemo = logging.getLogger(_NEMO_LOGGER)
-    if not any(isinstance(f, _ErrorsOnly) for f in nemo.filters):
-        nemo.addFilter(_ErrorsOnly())
-
-
-class _ErrorsOnly(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR
 
 
 def compile_grammar(cache_dir: Path, language: str) -> Path:
@@ -171,13 +158,6 @@ class InProcess:
                 except Exception as exc:  # noqa: BLE001 - pynini's FstOpError and friends
                     results.append((text, f"{type(exc).__name__}: {exc}"))
         return results
-
-
-def new_normalizer(folder: str, language: str):
-    """NeMo's Normalizer on compiled grammars (in this process: a child calls it too)."""
-    from nemo_text_processing.text_normalization.normalize import Normalizer
-
-    return Normalizer(input_case="cased", lang=language, cache_dir=folder)
 
 
 @cache

@@ -23,6 +23,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 
+from voxline.synthesis.frontend.nemo import new_normalizer, quiet_nemo
+
 logger = logging.getLogger(__name__)
 
 # A window is at most 16 words of at most 64 characters (normalize.py): measured worst cases
@@ -37,7 +39,6 @@ _normalizer = None  # the child's NeMo Normalizer
 
 def _load_in_child(folder: str, language: str) -> None:
     global _normalizer
-    from voxline.synthesis.frontend.grammar import new_normalizer, quiet_nemo
 
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
                      name="grammar-parent-watch").start()
