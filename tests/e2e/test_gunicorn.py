@@ -54,9 +54,12 @@ def same_audio(got: bytes, want: bytes, batched: bool) -> bool:
 
 @pytest.mark.parametrize("max_batch", ["1", "4"])
 def test_concurrent_streams_are_each_identical_to_solo_runs(spawn_server, tiny_xtts, max_batch):
+    # Admission off: this test is about isolation of concurrent streams, and the measured
+    # capacity of a tiny model on a busy CI machine may refuse some of them (a 503 is right
+    # there, and admission has its own tests in tests/scheduling).
     server = spawn_server(VOXLINE_ENGINE="xtts", VOXLINE_XTTS_DIR=str(tiny_xtts),
                           VOXLINE_SPEAKERS_DIR=str(ROOT / "speakers"),
-                          VOXLINE_MAX_BATCH=max_batch)
+                          VOXLINE_MAX_BATCH=max_batch, VOXLINE_TARGET_LOAD="0")
     health = requests.get(server.url + "/health", timeout=5).json()
     assert health["engine"] == "xtts" and health["deepspeed"] is False
     assert health["default_voice"] == "default"
