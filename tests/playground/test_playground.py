@@ -20,7 +20,10 @@ CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 REQUIRE_ENV = "VOXLINE_REQUIRE_BROWSER"
 SHORT_TEXT = "Hello there. The playground sends these words one by one."
-LONG_TEXT = " ".join(["This sentence is here to keep the voice talking for a while."] * 12)
+# Long enough that synthesis is still running when a test presses Stop a few seconds in: a
+# lone Piper render now uses every core (~20 s of audio a second), and 12 sentences (40 s)
+# were all made before the eighth word played, so there was no context left to cancel.
+LONG_TEXT = " ".join(["This sentence is here to keep the voice talking for a while."] * 40)
 
 
 def _browser_unavailable() -> str | None:
