@@ -15,7 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from voxline.synthesis.frontend.grammar_processes import GrammarProcesses
-from voxline.synthesis.frontend.nemo import new_normalizer, quiet_nemo
+from voxline.synthesis.frontend.nemo import new_normalizer, quiet_nemo, spoken_or_written
 
 logger = logging.getLogger(__name__)
 
@@ -62,15 +62,13 @@ def compile_grammar(cache_dir: Path, language: str) -> Path:
     some others). Written to a temporary folder and renamed, so a killed compile leaves nothing
     half-written behind."""
     quiet_nemo()
-    from nemo_text_processing.text_normalization.normalize import Normalizer
-
     final = cache_root(cache_dir) / language
     if (final / _COMPLETE).exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{language}-", dir=final.parent))
     try:
-        Normalizer(input_case="cased", lang=language, cache_dir=str(work))
+        new_normalizer(str(work), language)  # compiles into an empty folder
         (work / _COMPLETE).write_text(version("nemo-text-processing"))
         shutil.rmtree(final, ignore_errors=True)
         work.rename(final)
@@ -149,15 +147,8 @@ class InProcess:
         self._lock = threading.Lock()
 
     def normalize_many(self, texts: Sequence[str]) -> list[tuple[str, str | None]]:
-        results = []
         with self._lock:
-            for text in texts:
-                try:
-                    results.append((self._normalizer.normalize(text, punct_post_process=True),
-                                    None))
-                except Exception as exc:  # noqa: BLE001 - pynini's FstOpError and friends
-                    results.append((text, f"{type(exc).__name__}: {exc}"))
-        return results
+            return [spoken_or_written(self._normalizer, text) for text in texts]
 
 
 @cache

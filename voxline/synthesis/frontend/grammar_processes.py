@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 
-from voxline.synthesis.frontend.nemo import new_normalizer, quiet_nemo
+from voxline.synthesis.frontend.nemo import new_normalizer, quiet_nemo, spoken_or_written
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +56,7 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _normalize_in_child(text: str) -> tuple[str, str | None]:
-    """The text in spoken form, and why not when the grammar raised (some grammars raise on
-    inputs they do not cover: the text is then read as written)."""
-    try:
-        return _normalizer.normalize(text, punct_post_process=True), None
-    except Exception as exc:  # noqa: BLE001 - pynini's FstOpError and friends
-        return text, f"{type(exc).__name__}: {exc}"
+    return spoken_or_written(_normalizer, text)
 
 
 def _ready_in_child() -> int:

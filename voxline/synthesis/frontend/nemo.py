@@ -21,7 +21,17 @@ class _ErrorsOnly(logging.Filter):
 
 
 def new_normalizer(folder: str, language: str):
-    """NeMo's Normalizer on compiled grammars (in this process: a child calls it too)."""
+    """NeMo's Normalizer on the grammars compiled in `folder` (compiled there first when it
+    holds none: the prepare step); the server's process, a grammar child, or the compile."""
     from nemo_text_processing.text_normalization.normalize import Normalizer
 
     return Normalizer(input_case="cased", lang=language, cache_dir=folder)
+
+
+def spoken_or_written(normalizer, text: str) -> tuple[str, str | None]:
+    """`text` in spoken form, or as written with the reason when the grammar raised (some
+    grammars raise on inputs they do not cover: the engine's own front end reads those)."""
+    try:
+        return normalizer.normalize(text, punct_post_process=True), None
+    except Exception as exc:  # noqa: BLE001 - pynini's FstOpError and friends
+        return text, f"{type(exc).__name__}: {exc}"
