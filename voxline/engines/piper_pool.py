@@ -105,8 +105,7 @@ class SessionPool:
             self._free.put(session)
         self._wide = wide
         self._lock = threading.Lock()
-        self._running = 0
-        self._wide_busy = False
+        self._running = 0  # runs in progress: the wide session is only taken at 0
 
     def get_outputs(self):
         """The model's outputs (every session runs the same model)."""
@@ -118,9 +117,8 @@ class SessionPool:
 
     def run(self, output_names, inputs, run_options=None):
         with self._lock:
-            wide = self._wide is not None and self._running == 0 and not self._wide_busy
+            wide = self._wide is not None and self._running == 0
             self._running += 1
-            self._wide_busy |= wide
         try:
             if wide:
                 return self._wide.run(output_names, inputs, run_options)
@@ -132,8 +130,6 @@ class SessionPool:
         finally:
             with self._lock:
                 self._running -= 1
-                if wide:
-                    self._wide_busy = False
 
 
 def render_sessions(model: str | bytes, count: int, wide_threads: int) -> SessionPool:
