@@ -8,7 +8,7 @@ whose next chunk must start first:
 - a stream that has sent no audio yet is due at its arrival: first audio is the most urgent
   work, newcomers go in arrival order before every stream with audio in hand that can wait;
 - a stream that has sent audio is due when that audio would run out at real-time playback
-  (time of its first chunk + seconds of audio its client took), less its next chunk's measured
+  (time of its first chunk + seconds of audio it was given), less its next chunk's measured
   cost (its latest start). It can wait for a newcomer unless its latest start comes before a
   typical first chunk would be done: then it goes first, as a gap in speech that has begun is
   worse than a later start. One comfortably ahead yields.
@@ -298,7 +298,8 @@ class Scheduler:
         if not ready:
             return []
         now = self.clock()
-        ready.sort(key=lambda j: self._urgency(j, now))
+        newcomer_costs = {j.engine: self._newcomer_cost(j.engine) for j in ready}
+        ready.sort(key=lambda j: self._urgency(j, now, newcomer_costs[j.engine]))
         engine = ready[0].engine
         # Batch candidates: enough for a full batch after some of them end or sit out.
         claimed = [ready[0]] if _parallel(engine) > 1 else [
@@ -308,14 +309,18 @@ class Scheduler:
             job.in_flight = True
         return claimed
 
-    def _urgency(self, job: Job, now: float) -> tuple:
-        """Sort key: streams with audio that a newcomer's first chunk would make late (by
-        latest start), then newcomers (by arrival), then the other streams (by latest start)."""
-        costs = self._costs[job.engine]
+    def _newcomer_cost(self, engine: Engine) -> float:
+        """Predicted seconds of a typical first chunk of `engine` (0 while unmeasured)."""
+        costs = self._costs[engine]
+        return costs.step_cost(costs.first_chunk_s())
+
+    def _urgency(self, job: Job, now: float, newcomer_cost: float) -> tuple:
+        """Sort key: streams with audio that a newcomer's first chunk (`newcomer_cost`) would
+        make late (by latest start), then newcomers (by arrival), then the other streams (by
+        latest start)."""
         if job.first_chunk_at is None:
             return (1, job.arrival, job.number)
-        start = job.latest_start(costs)
-        newcomer_cost = costs.step_cost(costs.first_chunk_s())
+        start = job.latest_start(self._costs[job.engine])
         return (0 if start <= now + newcomer_cost else 2, start, job.number)
 
     def _release(self, claimed: list[Job]) -> None:
