@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from devtools.piper_sessions import ReportingSessions  # noqa: E402
 from voxline.engines.base import EngineStream, TimedChunk, Word, chunk_parts  # noqa: E402
 from voxline.engines.word_estimate import WordAligner, estimate_words  # noqa: E402
 
@@ -274,20 +275,6 @@ class EmptiedCache:
 
     def __call__(self, words):
         return self._cache(words)
-
-
-class ReportingSessions:
-    """The engine's sessions, telling `on_run` when a model run begins."""
-
-    def __init__(self, sessions, on_run) -> None:
-        self._sessions, self._on_run = sessions, on_run
-
-    def get_outputs(self):
-        return self._sessions.get_outputs()
-
-    def run(self, output_names, inputs, run_options=None):
-        self._on_run()
-        return self._sessions.run(output_names, inputs, run_options)
 
 
 def first_chunk_s(start: Callable[[], Iterator | EngineStream]) -> float:

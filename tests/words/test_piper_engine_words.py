@@ -8,6 +8,7 @@ import statistics
 import numpy as np
 import pytest
 
+from devtools.piper_sessions import ReportingSessions
 from tests.words.helpers import assert_valid_words, utterance_words
 from tests.words.test_estimate import NASTY
 from voxline.engines.base import SynthesisParams, TimedChunk
@@ -120,20 +121,6 @@ def test_word_phonemes_and_piper_share_espeak_safely_across_threads(engine):
     assert not wrong
 
 
-class SignallingSessions:
-    """The engine's sessions, calling `on_run` as each model run starts."""
-
-    def __init__(self, sessions, on_run) -> None:
-        self._sessions, self._on_run = sessions, on_run
-
-    def get_outputs(self):
-        return self._sessions.get_outputs()
-
-    def run(self, output_names, inputs, run_options=None):
-        self._on_run()
-        return self._sessions.run(output_names, inputs, run_options)
-
-
 def probe(engine, phonemize_words, on_run=lambda: None):
     """The module's engine (same model and sessions) with another word phonemizer, its model
     runs reported to `on_run`."""
@@ -145,7 +132,7 @@ def probe(engine, phonemize_words, on_run=lambda: None):
 
     probed = copy.copy(engine)
     probed._voice = replace(engine._voice,
-                            session=SignallingSessions(engine._voice.session, on_run))
+                            session=ReportingSessions(engine._voice.session, on_run))
     probed._words = WordMapper(WordPhonemes(phonemize_words), 1)
     return probed
 
