@@ -20,9 +20,11 @@ def free_port() -> int:
 
 
 class TtsServer:
-    """The real Voxline server (gunicorn) on a free loopback port."""
+    """The real Voxline server (gunicorn) on a free loopback port; `env` adds to or
+    overrides its environment."""
 
-    def __init__(self, repo: Path, engine: str, log: Path) -> None:
+    def __init__(self, repo: Path, engine: str, log: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log
@@ -33,9 +35,11 @@ class TtsServer:
             "VOXLINE_CACHE_DIR": str(log.parent / "server-cache"),
             "VOXLINE_DRAIN_DELAY_S": "0",  # no load balancer to wait for: stop at once
             # Admission off: the telephony tests place up to ten calls at once to check what
-            # each call hears; under the suite's load the measured capacity refused 3 of them
-            # with 503 (which the AGI reports correctly, but it is not what they test).
+            # each call hears and which requests reached the server; under the suite's load
+            # the measured capacity refused 3 of them with 503. A refusal and the clients'
+            # wait for its Retry-After are tested on their own (test_retry_after.py).
             "VOXLINE_TARGET_LOAD": "0",
+            **(env or {}),
         }
         gunicorn = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
         self.log = log.open("ab")

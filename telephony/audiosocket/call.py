@@ -338,6 +338,7 @@ class Call:
                     s.first_byte_timeout,
                     s.timeout,
                     accept_types=PCM_TYPES,
+                    retry_wait=s.retry_wait,
                 )
             self._synthesise(segment, request)
 

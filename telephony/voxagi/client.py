@@ -27,12 +27,14 @@ logger = get_logger(__name__)
 
 
 class TtsError(Exception):
-    """The server could not deliver usable audio; `reason` is a short code for the dialplan."""
+    """The server could not deliver usable audio; `reason` is a short code for the dialplan.
+    `retry_after`: the seconds a 503's Retry-After asked the client to wait, if it said."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, retry_after: float | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.retry_after = retry_after
 
 
 class Cancelled(TtsError):
@@ -109,8 +111,10 @@ class TtsRequest:
     `/tts_stream?query`, or a POST of the JSON `body` to `route` when a body is given.
 
     A server that refuses, times out before the first byte or answers 503 is skipped for the
-    next; once audio has started, a failure is final (the caller has heard part of it). All
-    tries share one `timeout`.
+    next; once audio has started, a failure is final (the caller has heard part of it). When
+    every server failed before any audio and one answered 503 with a Retry-After of at most
+    `retry_wait` seconds, that server is asked once more after the wait (the soonest, if
+    several). All tries and the wait share one `timeout`.
     """
 
     def __init__(
@@ -124,6 +128,7 @@ class TtsRequest:
         cancel: threading.Event | None = None,
         body: bytes | None = None,
         route: str = "/tts_stream",
+        retry_wait: float = 0.0,
     ) -> None:
         self.urls = [urllib.parse.urlsplit(u.strip()) for u in url.split(",") if u.strip()]
         self.query = query
@@ -134,6 +139,7 @@ class TtsRequest:
         self.cancel = cancel or threading.Event()
         self.body = body
         self.route = route
+        self.retry_wait = retry_wait
         self._conn: http.client.HTTPConnection | None = None
 
     def abort(self) -> None:
@@ -165,7 +171,43 @@ class TtsRequest:
     def chunks(self) -> Iterator[bytes]:
         """Yield the body in chunks as it arrives; raises TtsError on any failure."""
         deadline = time.monotonic() + self.timeout
-        for index, url in enumerate(self.urls):
+        servers, started, waited = self.urls, False, False
+        while True:
+            busy: list[tuple[float, urllib.parse.SplitResult]] = []
+            try:
+                for data in self._first_that_answers(servers, deadline, busy):
+                    started = True
+                    yield data
+                return
+            except TtsError as exc:
+                wait = None if waited else self._retry(exc, started, busy, deadline)
+                if wait is None:
+                    raise
+                delay, url = wait
+                logger.warning("%s is busy; asking again in %.1f s (its Retry-After)",
+                               url.netloc, delay)
+                if self.cancel.wait(delay):
+                    raise Cancelled() from exc
+                servers, started, waited = [url], False, True  # once per request
+
+    def _retry(self, exc: TtsError, started: bool,
+               busy: list[tuple[float, urllib.parse.SplitResult]],
+               deadline: float) -> tuple[float, urllib.parse.SplitResult] | None:
+        """The wait and the server to ask again after `exc`, or None to give up: only before
+        any audio, within `retry_wait`, and with time left after the wait."""
+        if started or not busy or self.cancel.is_set() or isinstance(exc, Cancelled):
+            return None
+        delay, url = min(busy, key=lambda b: b[0])
+        if delay > self.retry_wait or time.monotonic() + delay >= deadline:
+            return None
+        return delay, url
+
+    def _first_that_answers(self, servers: list[urllib.parse.SplitResult], deadline: float,
+                            busy: list[tuple[float, urllib.parse.SplitResult]]
+                            ) -> Iterator[bytes]:
+        """The body from the first of `servers` that answers; each 503 with a Retry-After
+        is noted in `busy` as (seconds, server)."""
+        for index, url in enumerate(servers):
             started = False
             try:
                 for data in self._chunks_from(url, deadline):
@@ -173,7 +215,9 @@ class TtsRequest:
                     yield data
                 return
             except TtsError as exc:
-                last = index + 1 == len(self.urls)
+                if exc.retry_after is not None:
+                    busy.append((exc.retry_after, url))
+                last = index + 1 == len(servers)
                 if started or last or exc.reason not in FAILOVER_REASONS or self.cancel.is_set():
                     raise
                 logger.warning(
@@ -204,7 +248,8 @@ class TtsRequest:
             except (OSError, http.client.HTTPException) as exc:
                 raise TtsError("unreachable", str(exc)) from exc
             if response.status != 200:
-                raise TtsError(f"http_{response.status}", _error_message(response))
+                wait = _retry_after(response) if response.status == 503 else None
+                raise TtsError(f"http_{response.status}", _error_message(response), wait)
             ctype = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
             if ctype not in self.accept_types:
                 raise TtsError("bad_audio", f"unexpected content type {ctype!r}")
@@ -235,6 +280,23 @@ class TtsRequest:
         finally:
             self._conn = None
             conn.close()
+
+
+def _retry_after(response: http.client.HTTPResponse) -> float | None:
+    """A Retry-After header in seconds from now (delay-seconds or an HTTP-date), if valid."""
+    value = (response.getheader("Retry-After") or "").strip()
+    if value.isdigit():
+        return float(value)
+    import datetime
+    import email.utils
+
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": RFC 9110 dates are GMT all the same
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _error_message(response: http.client.HTTPResponse) -> str:

@@ -27,6 +27,9 @@ class Settings:
     connect_timeout: float = 1.0
     first_byte_timeout: float = 5.0
     timeout: float = 20.0
+    # The longest Retry-After of a busy server (503) that a prompt waits out, once, before
+    # failing: a caller hears a short pause instead of the fallback. 0: never wait.
+    retry_wait: float = 3.0
     fallback: str = "im-sorry"
     escape_digits: str = "0123456789*#"
     max_sentence_chars: int = 250
@@ -44,6 +47,8 @@ class Settings:
         for name in ("connect_timeout", "first_byte_timeout", "timeout", "cache_max_mb"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive")
+        if not self.retry_wait >= 0:
+            raise ConfigError("retry_wait must be 0 or more")
         if self.text_type not in ("text", "ssml"):
             raise ConfigError(f"text_type must be text or ssml: {self.text_type!r}")
         if self.max_sentence_chars < 20:

@@ -66,6 +66,7 @@ class Prefetch:
             cancel=self.cancel,
             body=body,
             route="/tts",
+            retry_wait=s.retry_wait,
         )
         try:
             audio, words = read_timed(request.chunks())

@@ -44,10 +44,13 @@ def tone_words(text: str) -> list[dict]:
 
 class StubTts:
     """Serve GET /tts_stream and POST /tts (timed JSON) on a loopback port; `mode` switches
-    behaviour, `requests` records each request's query or JSON body."""
+    behaviour, `requests` records each request's query or JSON body. `busy` answers 503 with
+    `retry_after` as its Retry-After header for the next `busy` requests, then serves."""
 
     def __init__(self) -> None:
         self.mode = "ok"
+        self.busy = 0
+        self.retry_after = "1"
         self.requests: list[dict[str, str]] = []
         stub = self
 
@@ -79,9 +82,12 @@ class StubTts:
         if self.mode == "slow":
             time.sleep(30)
             return
-        if self.mode == "error":
+        busy, self.busy = self.busy > 0, max(0, self.busy - 1)
+        if self.mode == "error" or busy:
             body = b'{"error": "busy", "message": "queue full"}'
             handler.send_response(503)
+            if busy:
+                handler.send_header("Retry-After", self.retry_after)
             handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(body)))
             handler.end_headers()

@@ -1,0 +1,194 @@
+"""A busy server's 503 + Retry-After is waited out once, within `retry_wait` and the request's
+timeout, before a prompt fails (AGI, FastAGI and AudioSocket share TtsRequest)."""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fake_asterisk import FakeAsterisk
+from stub_tts import StubTts, tone_pcm, ulaw_byte
+
+from devtools.telephony.tts_server import TtsServer
+from telephony.voxagi.client import PCM_TYPES, Cancelled, TtsError, TtsRequest, build_query
+from telephony.voxagi.config import ConfigError, Settings, from_environment
+from telephony.voxagi.speak import run_call
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ulaw(text: str) -> bytes:
+    return bytes(ulaw_byte(s) for s in tone_pcm(text))
+
+
+def request(url: str, retry_wait: float = 3.0, timeout: float = 10.0,
+            text: str = "Hello there.") -> TtsRequest:
+    query = build_query(text, "", "en", "", "ulaw", 8000)
+    return TtsRequest(url, query, 1.0, 2.0, timeout, retry_wait=retry_wait)
+
+
+def fetch(url: str, **kwargs) -> tuple[bytes, float]:
+    start = time.monotonic()
+    audio = b"".join(request(url, **kwargs).chunks())
+    return audio, time.monotonic() - start
+
+
+@pytest.fixture
+def second():
+    server = StubTts()
+    yield server
+    server.close()
+
+
+def test_a_busy_server_is_asked_again_after_its_retry_after(stub):
+    stub.busy = 1
+    audio, took = fetch(stub.url)
+    assert audio == ulaw("Hello there.")
+    assert len(stub.requests) == 2
+    assert took >= 1.0  # Retry-After: 1
+
+
+def test_an_http_date_retry_after_is_honoured(stub):
+    stub.busy = 1
+    stub.retry_after = email.utils.formatdate(time.time() + 2, usegmt=True)
+    audio, took = fetch(stub.url)
+    assert audio == ulaw("Hello there.") and len(stub.requests) == 2
+    assert took >= 0.9  # the date has whole seconds: between 1 and 2 s from now
+
+
+def test_the_wait_is_taken_once(stub):
+    stub.busy = 5
+    start = time.monotonic()
+    with pytest.raises(TtsError) as info:
+        b"".join(request(stub.url).chunks())
+    assert info.value.reason == "http_503" and info.value.retry_after == 1.0
+    assert len(stub.requests) == 2
+    assert 1.0 <= time.monotonic() - start < 2.5
+
+
+@pytest.mark.parametrize("retry_after, retry_wait, timeout", [
+    ("5", 3.0, 10.0),  # longer than the caller may wait
+    ("1", 0.0, 10.0),  # waiting turned off
+    ("2", 3.0, 1.5),  # past the request's own timeout
+    ("soon", 3.0, 10.0),  # not a delay: no wait
+])
+def test_no_wait_when_it_does_not_fit(stub, retry_after, retry_wait, timeout):
+    stub.busy, stub.retry_after = 1, retry_after
+    start = time.monotonic()
+    with pytest.raises(TtsError) as info:
+        b"".join(request(stub.url, retry_wait=retry_wait, timeout=timeout).chunks())
+    assert info.value.reason == "http_503"
+    assert len(stub.requests) == 1
+    assert time.monotonic() - start < 0.9
+
+
+def test_of_several_busy_servers_the_soonest_is_asked_again(stub, second):
+    stub.busy, stub.retry_after = 1, "2"
+    second.busy, second.retry_after = 1, "1"
+    audio, took = fetch(f"{stub.url},{second.url}")
+    assert audio == ulaw("Hello there.")
+    assert (len(stub.requests), len(second.requests)) == (1, 2)
+    assert 1.0 <= took < 2.0
+
+
+def test_a_hang_up_during_the_wait_ends_it_at_once(stub):
+    stub.busy, stub.retry_after = 1, "3"
+    req = request(stub.url)
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            b"".join(req.chunks())
+        except TtsError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not stub.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # the 503 is read and the wait has begun
+    cancelled_at = time.monotonic()
+    req.abort()
+    thread.join(5)
+    assert time.monotonic() - cancelled_at < 0.5
+    assert [type(e) for e in outcome] == [Cancelled]
+    assert len(stub.requests) == 1
+
+
+def test_the_caller_hears_the_prompt_after_a_busy_answer(stub, tmp_path):
+    stub.busy = 1
+    fake = FakeAsterisk()
+    try:
+        outcome = run_call(fake.channel(), Settings(url=stub.url, cache_dir=str(tmp_path)),
+                           "Hello there.", {})
+    finally:
+        fake.close()
+    assert outcome.status == "OK", outcome.error
+    (played,) = fake.played()
+    assert Path(played + ".ulaw").read_bytes() == ulaw("Hello there.")
+    assert fake.variables()["VOXLINE_HEARD"] == "Hello there."
+
+
+def test_retry_wait_is_a_setting():
+    assert Settings().retry_wait == 3.0
+    env = {"VOXLINE_TTS_CONFIG": "", "VOXLINE_TTS_RETRY_WAIT": "0"}
+    assert from_environment(env).retry_wait == 0.0
+    with pytest.raises(ConfigError, match="retry_wait"):
+        Settings(retry_wait=-1)
+
+
+@pytest.fixture(scope="module")
+def one_slot_server(tmp_path_factory):
+    """The real server (gunicorn, Piper) with room for one request: a second one gets 503
+    with the scheduler's own Retry-After."""
+    if not (ROOT / "app.py").exists():
+        pytest.skip("needs the server")
+    env = {"VOXLINE_MAX_ACTIVE": "1", "VOXLINE_MAX_QUEUE": "0"}
+    server = TtsServer(ROOT, "piper", tmp_path_factory.mktemp("one-slot") / "gunicorn.log", env)
+    try:
+        yield server.wait_ready()
+    finally:
+        server.stop()
+
+
+def test_the_real_servers_retry_after_gets_the_second_call_served(one_slot_server, caplog):
+    """The first stream holds the one slot (its reader is paused, so its render pauses too);
+    the second is refused, waits the server's Retry-After, and is served in full once the
+    first is read to its end."""
+    url = one_slot_server.url
+
+    def pcm_request(text: str) -> TtsRequest:
+        query = build_query(text, "", "en", "cache=false", "pcm", 8000)
+        return TtsRequest(url, query, 1.0, 5.0, 20.0, accept_types=PCM_TYPES,
+                          retry_wait=5.0)
+
+    first = pcm_request("The first caller hears this sentence. And then a second one.")
+    chunks = first.chunks()
+    head = next(chunks)
+    second: dict[str, bytes | BaseException] = {}
+
+    def run() -> None:
+        try:
+            second["audio"] = b"".join(pcm_request("Hello from the second caller.").chunks())
+        except TtsError as exc:
+            second["error"] = exc
+
+    with caplog.at_level("WARNING", logger="telephony"):
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while "is busy" not in caplog.text and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "is busy; asking again" in caplog.text, second
+        rest = b"".join(chunks)
+        thread.join(30)
+    assert "error" not in second, second
+    for audio in (head + rest, second["audio"]):
+        samples = np.frombuffer(audio, dtype="<i2")
+        assert len(audio) % 2 == 0 and len(samples) > 8000  # over a second at 8 kHz each
+        assert np.sqrt(np.mean(samples.astype(np.float64) ** 2)) > 300  # speech, not silence
