@@ -283,20 +283,20 @@ class TtsRequest:
 
 
 def _retry_after(response: http.client.HTTPResponse) -> float | None:
-    """A Retry-After header in seconds from now (delay-seconds or an HTTP-date), if valid."""
+    """A Retry-After header in seconds from now (delay-seconds or an HTTP-date), if valid.
+    (`voxline_client.failover.parse_retry_after` reads it the same way; voxagi/ installs on
+    an Asterisk host alone, so it has its own.)"""
     value = (response.getheader("Retry-After") or "").strip()
-    if value.isdigit():
-        return float(value)
-    import datetime
-    import email.utils
-
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # "-0000": RFC 9110 dates are GMT all the same
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    return max(0.0, when.timestamp() - time.time())
+        seconds = float(value)
+    except ValueError:
+        import email.utils
+
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, seconds) if seconds == seconds else None  # NaN is not a wait
 
 
 def _error_message(response: http.client.HTTPResponse) -> str:
