@@ -287,6 +287,7 @@ def test_scheduler_full_gets_busy_and_1013(serve):
     client.send("input_text.end", context_id="b")
     error = client.until("error", timeout=5)[-1]
     assert error["error"]["code"] == "busy" and error["context_id"] == "b"
+    assert error["error"]["retry_after"] == 1  # one job ahead, none finished yet: 1 s
     engine.gate.set()
     with pytest.raises(ConnectionClosed):
         while True:

@@ -253,6 +253,8 @@ class Session:
             "type": "error",
             "error": {"code": error.code, "message": error.message},
         }
+        if error.retry_after is not None:
+            message["error"]["retry_after"] = error.retry_after
         if context_id is not None:
             message["context_id"] = context_id
         self.send(message)

@@ -36,12 +36,15 @@ SETTING_NAMES = ("voice", "language", "format", "sample_rate", "max_buffer_delay
 
 
 class SessionError(Exception):
-    """A client mistake or a refusal inside a session: sent as an `error` message."""
+    """A client mistake or a refusal inside a session: sent as an `error` message.
+    `retry_after`: whole seconds after which a refused request would fit (as HTTP's
+    Retry-After), when the server knows."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after = retry_after
 
 
 def session_error(exc: BaseException) -> SessionError | None:
@@ -51,7 +54,7 @@ def session_error(exc: BaseException) -> SessionError | None:
     if isinstance(exc, RequestError):
         return SessionError(exc.code, exc.message)
     if isinstance(exc, (QueueFull, NotReady)):
-        return SessionError("busy", str(exc))
+        return SessionError("busy", str(exc), exc.retry_after)
     if isinstance(exc, Cancelled):
         return SessionError("cancelled", "the segment was cancelled")
     if isinstance(exc, (SynthesisError, NoAudio, RenderStalled)):

@@ -60,7 +60,7 @@ def to_api_error(exc: BaseException) -> ApiError | None:
         status = next((s for kind, s in _REQUEST_STATUS if isinstance(exc, kind)), 400)
         return ApiError(status, exc.code, exc.message, param=exc.param)
     if isinstance(exc, NotReady):
-        return ApiError(503, "not_ready", str(exc), {"Retry-After": "5"})
+        return ApiError(503, "not_ready", str(exc), {"Retry-After": str(exc.retry_after)})
     if isinstance(exc, QueueFull):  # QueueTimeout included
         code = "queue_timeout" if isinstance(exc, QueueTimeout) else "queue_full"
         return ApiError(503, code, str(exc), {"Retry-After": str(exc.retry_after)})

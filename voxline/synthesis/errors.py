@@ -40,6 +40,8 @@ class NoSpeakableText(InvalidRequest):
 class NotReady(Exception):
     """The server is still loading, or failed to (HTTP 503 with Retry-After)."""
 
+    retry_after = 5  # seconds: a load takes that order of time
+
     def __init__(self, state: str) -> None:
         super().__init__(f"the server is {state}")
         self.state = state
