@@ -67,7 +67,7 @@ def test_the_wait_is_taken_once(stub):
         b"".join(request(stub.url).chunks())
     assert info.value.reason == "http_503" and info.value.retry_after == 1.0
     assert len(stub.requests) == 2
-    assert 1.0 <= time.monotonic() - start < 2.5
+    assert time.monotonic() - start >= 1.0
 
 
 @pytest.mark.parametrize("retry_after, retry_wait, timeout", [
@@ -78,12 +78,10 @@ def test_the_wait_is_taken_once(stub):
 ])
 def test_no_wait_when_it_does_not_fit(stub, retry_after, retry_wait, timeout):
     stub.busy, stub.retry_after = 1, retry_after
-    start = time.monotonic()
     with pytest.raises(TtsError) as info:
         b"".join(request(stub.url, retry_wait=retry_wait, timeout=timeout).chunks())
     assert info.value.reason == "http_503"
-    assert len(stub.requests) == 1
-    assert time.monotonic() - start < 0.9
+    assert len(stub.requests) == 1  # a wait would have been followed by a second request
 
 
 def test_of_several_busy_servers_the_soonest_is_asked_again(stub, second):
@@ -91,11 +89,11 @@ def test_of_several_busy_servers_the_soonest_is_asked_again(stub, second):
     second.busy, second.retry_after = 1, "1"
     audio, took = fetch(f"{stub.url},{second.url}")
     assert audio == ulaw("Hello there.")
-    assert (len(stub.requests), len(second.requests)) == (1, 2)
-    assert 1.0 <= took < 2.0
+    assert (len(stub.requests), len(second.requests)) == (1, 2)  # the 1 s one, not the 2 s
+    assert took >= 1.0
 
 
-def test_a_hang_up_during_the_wait_ends_it_at_once(stub):
+def test_a_hang_up_during_the_wait_ends_it_at_once(stub, caplog):
     stub.busy, stub.retry_after = 1, "3"
     req = request(stub.url)
     outcome: list[BaseException] = []
@@ -106,12 +104,13 @@ def test_a_hang_up_during_the_wait_ends_it_at_once(stub):
         except TtsError as exc:
             outcome.append(exc)
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    deadline = time.monotonic() + 5
-    while not stub.requests and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.1)  # the 503 is read and the wait has begun
+    with caplog.at_level("WARNING", logger="telephony"):
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while "is busy" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert "is busy; asking again in 3.0 s" in caplog.text  # the wait has begun
     cancelled_at = time.monotonic()
     req.abort()
     thread.join(5)
@@ -157,17 +156,18 @@ def one_slot_server(tmp_path_factory):
 
 
 def test_the_real_servers_retry_after_gets_the_second_call_served(one_slot_server, caplog):
-    """The first stream holds the one slot (its reader is paused, so its render pauses too);
-    the second is refused, waits the server's Retry-After, and is served in full once the
-    first is read to its end."""
+    """The first caller holds the one slot with a long text; the second is refused, waits the
+    server's own Retry-After, and is served in full after the first hangs up (its render is
+    dropped at the next step, well within the wait)."""
     url = one_slot_server.url
 
     def pcm_request(text: str) -> TtsRequest:
         query = build_query(text, "", "en", "cache=false", "pcm", 8000)
-        return TtsRequest(url, query, 1.0, 5.0, 20.0, accept_types=PCM_TYPES,
+        return TtsRequest(url, query, 1.0, 5.0, 30.0, accept_types=PCM_TYPES,
                           retry_wait=5.0)
 
-    first = pcm_request("The first caller hears this sentence. And then a second one.")
+    first = pcm_request(" ".join(f"This is sentence number {n} of a long prompt." for n in
+                                 range(1, 41)))  # seconds of render: busy when the second asks
     chunks = first.chunks()
     head = next(chunks)
     second: dict[str, bytes | BaseException] = {}
@@ -184,11 +184,16 @@ def test_the_real_servers_retry_after_gets_the_second_call_served(one_slot_serve
         deadline = time.monotonic() + 10
         while "is busy" not in caplog.text and thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert "is busy; asking again" in caplog.text, second
-        rest = b"".join(chunks)
+        assert "is busy; asking again in 1.0 s" in caplog.text, second
+        first.abort()  # the first caller hangs up
+        with pytest.raises(Cancelled):
+            b"".join(chunks)
         thread.join(30)
     assert "error" not in second, second
-    for audio in (head + rest, second["audio"]):
+    assert len(second["audio"]) % 2 == 0
+    # The first caller's first read (up to 8 KiB, may end mid-sample), the second's whole
+    # sentence (about 1.5 s).
+    for audio, least in ((head[: len(head) // 2 * 2], 1000), (second["audio"], 8000)):
         samples = np.frombuffer(audio, dtype="<i2")
-        assert len(audio) % 2 == 0 and len(samples) > 8000  # over a second at 8 kHz each
+        assert len(samples) > least
         assert np.sqrt(np.mean(samples.astype(np.float64) ** 2)) > 300  # speech, not silence
