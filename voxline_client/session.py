@@ -27,13 +27,24 @@ _FINAL = ("speech.audio.done", "context.cancelled")
 
 
 class VoxlineSessionError(VoxlineError):
-    """The server answered a session message with an `error` (`code`, `message`)."""
+    """The server answered a session message with an `error` (`code`, `message`); a `busy`
+    one may say after how many seconds the request would fit (`retry_after`)."""
 
-    def __init__(self, code: str, message: str, context_id: str | None = None) -> None:
+    def __init__(self, code: str, message: str, context_id: str | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.context_id = context_id
+        self.retry_after = retry_after
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any], context_id: str | None = None
+                     ) -> VoxlineSessionError:
+        """The error a server `error` message reports."""
+        wait = (message.get("error") or {}).get("retry_after")
+        number = isinstance(wait, (int, float)) and not isinstance(wait, bool)
+        return cls(*proto.error_fields(message), context_id, float(wait) if number else None)
 
 
 class _Context:
@@ -71,7 +82,7 @@ class Session:
         created = json.loads(self._ws.recv(timeout))
         if created.get("type") == "error":  # e.g. busy, before a close with 1013
             self._ws.close()
-            raise VoxlineSessionError(*proto.error_fields(created))
+            raise VoxlineSessionError.from_message(created)
         if created.get("type") != "session.created":
             raise VoxlineSessionError("protocol", f"expected session.created, got {created}")
         self.settings: dict[str, Any] = created["session"]
@@ -125,7 +136,7 @@ class Session:
                     "timeout", "no audio from the server in time", context_id
                 ) from None
             if event["type"] == "error":
-                raise VoxlineSessionError(*proto.error_fields(event), context_id)
+                raise VoxlineSessionError.from_message(event, context_id)
             yield event
             if event["type"] in _FINAL or event["type"] == "session.closed":
                 self._forget(context_id, context)
@@ -171,7 +182,7 @@ class Session:
         except queue.Empty:
             raise VoxlineSessionError("timeout", "no reply from the server in time") from None
         if reply["type"] == "error":
-            raise VoxlineSessionError(*proto.error_fields(reply))
+            raise VoxlineSessionError.from_message(reply)
         return reply
 
     def _context(self, context_id: str) -> _Context:

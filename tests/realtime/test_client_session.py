@@ -54,6 +54,23 @@ def test_busy_server_raises_at_connect(serve):
     with pytest.raises(VoxlineSessionError) as caught:
         Session(f"http://127.0.0.1:{server.port}")
     assert caught.value.code == "busy"
+    assert caught.value.retry_after is None  # a session slot: the server cannot tell when
+
+
+def test_a_refused_segment_says_when_to_retry(serve):
+    engine = FakeEngine(chunk_len=480)
+    engine.gate = threading.Event()
+    server = serve(engine, max_active=1, max_queue=0)
+    with Session(f"http://127.0.0.1:{server.port}") as session:
+        session.append("One.", context_id="a")
+        session.end("a")
+        session.append("Two.", context_id="b")
+        session.end("b")
+        with pytest.raises(VoxlineSessionError) as caught:
+            list(session.audio("b"))
+        engine.gate.set()
+    assert (caught.value.code, caught.value.context_id) == ("busy", "b")
+    assert caught.value.retry_after == 1.0  # one job ahead, none finished yet
 
 
 def test_words_index_the_text_appended(serve):
