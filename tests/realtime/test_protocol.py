@@ -196,7 +196,11 @@ def test_bad_messages_get_errors_and_the_session_lives(server):
 
 
 def test_context_limit_ended_context_and_unknown_ids(serve):
-    client = serve(FakeEngine(chunk_len=480), session_max_contexts=2).connect()
+    engine = FakeEngine(chunk_len=480)
+    # Held until "a" is refused more text: once its audio is done, "a" may be reused (CI once
+    # finished it before the append arrived).
+    engine.gate = threading.Event()
+    client = serve(engine, session_max_contexts=2).connect()
     client.recv()
     client.send("input_text.append", text="one", context_id="a")
     client.send("input_text.append", text="two", context_id="b")
@@ -207,6 +211,7 @@ def test_context_limit_ended_context_and_unknown_ids(serve):
     client.send("input_text.append", text="more", context_id="a")
     messages = client.until("error")
     assert messages[-1]["error"]["code"] == "context_ended"
+    engine.gate.set()
     client.send("context.cancel", context_id="never")
     client.send("input_text.end", context_id="empty")
     messages = client.until("context.cancelled", context_id="never")
