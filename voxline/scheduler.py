@@ -298,7 +298,7 @@ class Scheduler:
         if not ready:
             return []
         now = self.clock()
-        newcomer_costs = {j.engine: self._newcomer_cost(j.engine) for j in ready}
+        newcomer_costs = {e: self._newcomer_cost(e) for e in {j.engine for j in ready}}
         ready.sort(key=lambda j: self._urgency(j, now, newcomer_costs[j.engine]))
         engine = ready[0].engine
         # Batch candidates: enough for a full batch after some of them end or sit out.
