@@ -96,6 +96,14 @@ def stub():
 
 
 @pytest.fixture
+def second():
+    """Another stub TTS server, for failover between two."""
+    server = StubTts()
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def call_id() -> str:
     """A unique id for one test call."""
     return uuid.uuid4().hex[:12]

@@ -28,6 +28,11 @@ def tone_pcm(text: str, rate: int = 8000) -> list[int]:
     return [int(8000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(count)]
 
 
+def tone_ulaw(text: str) -> bytes:
+    """tone_pcm as the stub serves it in µ-law."""
+    return bytes(ulaw_byte(s) for s in tone_pcm(text))
+
+
 def tone_words(text: str) -> list[dict]:
     """Words of `text` timed as tone_pcm times characters (60 ms each)."""
     return [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fake_asterisk import FakeAsterisk, default_responder
-from stub_tts import tone_pcm, ulaw_byte
+from stub_tts import tone_ulaw
 
 from telephony.voxagi.cache import EXTENSION, WORDS_EXTENSION, Prompt, PromptCache, prompt_key
 from telephony.voxagi.config import (
@@ -46,7 +46,7 @@ def test_prompt_is_fetched_as_ulaw_cached_and_replayed(stub, tmp_path):
         }
     ]
     (played,) = fake.played()
-    expected = bytes(ulaw_byte(s) for s in tone_pcm("Hello there."))
+    expected = tone_ulaw("Hello there.")
     assert Path(played + EXTENSION).read_bytes() == expected
     assert fake.variables() == {
         "VOXLINE_STATUS": "OK",

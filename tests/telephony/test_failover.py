@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fake_asterisk import FakeAsterisk
-from stub_tts import StubTts, tone_pcm, ulaw_byte
+from stub_tts import tone_pcm, tone_ulaw
 
 from telephony.audiosocket.protocol import KIND_SLIN, KIND_UUID, encode, read_frame
 from telephony.audiosocket.service import AudioSocketService
@@ -32,17 +32,6 @@ def dead_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture
-def second():
-    server = StubTts()
-    yield server
-    server.close()
-
-
-def ulaw(text: str) -> bytes:
-    return bytes(ulaw_byte(s) for s in tone_pcm(text))
-
-
 def fetch(url: str, text: str = "Hello there.", first_byte_timeout: float = 5.0) -> bytes:
     query = build_query(text, "", "en", "", "ulaw", 8000)
     return b"".join(TtsRequest(url, query, 1.0, first_byte_timeout, 10.0).chunks())
@@ -55,7 +44,7 @@ def test_next_server_after_refusal_503_or_first_byte_timeout(stub, second, first
     first = dead_url() if first_mode == "dead" else stub.url
     start = time.monotonic()
     audio = fetch(f"{first}, {second.url}", first_byte_timeout=0.5)
-    assert audio == ulaw("Hello there.")
+    assert audio == tone_ulaw("Hello there.")
     assert len(second.requests) == 1
     assert len(stub.requests) == (0 if first_mode == "dead" else 1)
     assert time.monotonic() - start < 3
@@ -63,7 +52,7 @@ def test_next_server_after_refusal_503_or_first_byte_timeout(stub, second, first
 
 def test_no_failover_once_audio_has_started(stub, second):
     def half_then_close(handler) -> None:
-        body = ulaw("Hello there.")
+        body = tone_ulaw("Hello there.")
         handler.send_response(200)
         handler.send_header("Content-Type", "audio/basic")
         handler.send_header("Content-Length", str(len(body)))
@@ -106,7 +95,7 @@ def test_agi_plays_the_prompt_when_the_first_server_is_dead(stub, tmp_path):
         fake.close()
     assert outcome.status == "OK", outcome
     (played,) = fake.played()
-    assert Path(played + EXTENSION).read_bytes() == ulaw("Hello there.")
+    assert Path(played + EXTENSION).read_bytes() == tone_ulaw("Hello there.")
 
 
 def test_fastagi_plays_the_prompt_when_the_first_server_is_dead(stub, tmp_path):
@@ -149,7 +138,7 @@ def test_fastagi_plays_the_prompt_when_the_first_server_is_dead(stub, tmp_path):
                 else:
                     sock.sendall(b"200 result=0\n")
         assert variables["VOXLINE_STATUS"] == "OK"
-        assert Path(played[0] + EXTENSION).read_bytes() == ulaw("Hello there.")
+        assert Path(played[0] + EXTENSION).read_bytes() == tone_ulaw("Hello there.")
     finally:
         proc.terminate()
         proc.wait(10)

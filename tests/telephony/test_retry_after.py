@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fake_asterisk import FakeAsterisk
-from stub_tts import StubTts, tone_pcm, ulaw_byte
+from stub_tts import tone_ulaw
 
 from devtools.telephony.tts_server import TtsServer
 from telephony.voxagi.client import PCM_TYPES, Cancelled, TtsError, TtsRequest, build_query
@@ -19,10 +19,6 @@ from telephony.voxagi.config import ConfigError, Settings, from_environment
 from telephony.voxagi.speak import run_call
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def ulaw(text: str) -> bytes:
-    return bytes(ulaw_byte(s) for s in tone_pcm(text))
 
 
 def request(url: str, retry_wait: float = 3.0, timeout: float = 10.0,
@@ -37,17 +33,10 @@ def fetch(url: str, **kwargs) -> tuple[bytes, float]:
     return audio, time.monotonic() - start
 
 
-@pytest.fixture
-def second():
-    server = StubTts()
-    yield server
-    server.close()
-
-
 def test_a_busy_server_is_asked_again_after_its_retry_after(stub):
     stub.busy = 1
     audio, took = fetch(stub.url)
-    assert audio == ulaw("Hello there.")
+    assert audio == tone_ulaw("Hello there.")
     assert len(stub.requests) == 2
     assert took >= 1.0  # Retry-After: 1
 
@@ -56,7 +45,7 @@ def test_an_http_date_retry_after_is_honoured(stub):
     stub.busy = 1
     stub.retry_after = email.utils.formatdate(time.time() + 2, usegmt=True)
     audio, took = fetch(stub.url)
-    assert audio == ulaw("Hello there.") and len(stub.requests) == 2
+    assert audio == tone_ulaw("Hello there.") and len(stub.requests) == 2
     assert took >= 0.9  # the date has whole seconds: between 1 and 2 s from now
 
 
@@ -88,7 +77,7 @@ def test_of_several_busy_servers_the_soonest_is_asked_again(stub, second):
     stub.busy, stub.retry_after = 1, "2"
     second.busy, second.retry_after = 1, "1"
     audio, took = fetch(f"{stub.url},{second.url}")
-    assert audio == ulaw("Hello there.")
+    assert audio == tone_ulaw("Hello there.")
     assert (len(stub.requests), len(second.requests)) == (1, 2)  # the 1 s one, not the 2 s
     assert took >= 1.0
 
@@ -129,7 +118,7 @@ def test_the_caller_hears_the_prompt_after_a_busy_answer(stub, tmp_path):
         fake.close()
     assert outcome.status == "OK", outcome.error
     (played,) = fake.played()
-    assert Path(played + ".ulaw").read_bytes() == ulaw("Hello there.")
+    assert Path(played + ".ulaw").read_bytes() == tone_ulaw("Hello there.")
     assert fake.variables()["VOXLINE_HEARD"] == "Hello there."
 
 
