@@ -180,7 +180,7 @@ class TtsRequest:
                     yield data
                 return
             except TtsError as exc:
-                wait = None if waited else self._retry(exc, started, busy, deadline)
+                wait = None if waited else self._retry(started, busy, deadline)
                 if wait is None:
                     raise
                 delay, url = wait
@@ -190,12 +190,12 @@ class TtsRequest:
                     raise Cancelled() from exc
                 servers, started, waited = [url], False, True  # once per request
 
-    def _retry(self, exc: TtsError, started: bool,
-               busy: list[tuple[float, urllib.parse.SplitResult]],
+    def _retry(self, started: bool, busy: list[tuple[float, urllib.parse.SplitResult]],
                deadline: float) -> tuple[float, urllib.parse.SplitResult] | None:
-        """The wait and the server to ask again after `exc`, or None to give up: only before
-        any audio, within `retry_wait`, and with time left after the wait."""
-        if started or not busy or self.cancel.is_set() or isinstance(exc, Cancelled):
+        """The wait and the server to ask again after a failure, or None to give up: only
+        before any audio, not once cancelled, within `retry_wait`, and with time left after
+        the wait."""
+        if started or not busy or self.cancel.is_set():
             return None
         delay, url = min(busy, key=lambda b: b[0])
         if delay > self.retry_wait or time.monotonic() + delay >= deadline:
