@@ -140,15 +140,15 @@ class TtsRequest:
         self.body = body
         self.route = route
         self.retry_wait = retry_wait
-        self._conn: http.client.HTTPConnection | None = None
+        self._sock: socket.socket | None = None  # the connection's, kept past http.client's
 
     def abort(self) -> None:
         """Cancel from another thread, unblocking a read in progress."""
         self.cancel.set()
-        conn = self._conn
-        if conn is not None and conn.sock is not None:
+        sock = self._sock
+        if sock is not None:
             try:
-                conn.sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -228,11 +228,15 @@ class TtsRequest:
         """The body from one server, chunk by chunk; raises TtsError on any failure."""
         import http.client
 
-        conn = self._conn = self._connection(url, deadline - time.monotonic())
+        conn = self._connection(url, deadline - time.monotonic())
+        response = None
         try:
             path = url.path.rstrip("/") + self.route + (f"?{self.query}" if self.query else "")
-            assert conn.sock is not None
-            conn.sock.settimeout(
+            # http.client drops conn.sock at a reply that closes the connection (a draining
+            # server, an HTTP/1.0 proxy); the body is still read from this socket.
+            sock = self._sock = conn.sock
+            assert sock is not None
+            sock.settimeout(
                 max(0.001, min(self.first_byte_timeout, deadline - time.monotonic()))
             )
             try:
@@ -260,7 +264,7 @@ class TtsRequest:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TtsError("timeout", "synthesis took longer than the timeout")
-                conn.sock.settimeout(left)
+                sock.settimeout(left)
                 try:
                     data = response.read1(_CHUNK)
                 except socket.timeout as exc:
@@ -270,6 +274,8 @@ class TtsRequest:
                         raise Cancelled() from exc
                     raise TtsError("broken_stream", str(exc)) from exc
                 if not data:
+                    if self.cancel.is_set():  # abort's shutdown reads as the end of a body
+                        raise Cancelled()      # that has neither length nor chunks
                     if response.length:  # read1 ends quietly when a sized body is cut short
                         raise TtsError("broken_stream", "the server closed mid-audio")
                     break
@@ -278,7 +284,9 @@ class TtsRequest:
             if total == 0:
                 raise TtsError("bad_audio", "empty audio")
         finally:
-            self._conn = None
+            self._sock = None
+            if response is not None:
+                response.close()  # after a closing reply, http.client handed it the socket
             conn.close()
 
 

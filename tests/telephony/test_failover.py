@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from stub_tts import tone_pcm, tone_ulaw
 from telephony.audiosocket.protocol import KIND_SLIN, KIND_UUID, encode, read_frame
 from telephony.audiosocket.service import AudioSocketService
 from telephony.voxagi.cache import EXTENSION
-from telephony.voxagi.client import TtsError, TtsRequest, build_query
+from telephony.voxagi.client import Cancelled, TtsError, TtsRequest, build_query
 from telephony.voxagi.config import ConfigError, Settings
 from telephony.voxagi.speak import run_call
 
@@ -176,3 +177,44 @@ def test_audiosocket_speaks_when_the_first_server_is_dead(stub):
     finally:
         sock.close()
         service.stop()
+
+
+def test_a_reply_that_closes_its_connection_still_streams(stub):
+    """`Connection: close` (a draining gunicorn, an HTTP/1.0 proxy): http.client drops its
+    socket at the reply, but the body must still stream under the client's own timeouts."""
+    def close_after(handler) -> None:
+        body = tone_ulaw("Hello there.")
+        handler.send_response(200)
+        handler.send_header("Content-Type", "audio/basic")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(body)
+        handler.close_connection = True
+
+    stub.handle = close_after
+    assert fetch(stub.url) == tone_ulaw("Hello there.")
+
+
+def test_abort_unblocks_a_reply_that_closes_its_connection(stub):
+    """A hang-up (abort from another thread) ends a stalled read after a closing reply too:
+    the socket to shut is the one the reply reads, which http.client no longer holds."""
+    def stall_after_half(handler) -> None:
+        body = tone_ulaw("Hello there.")
+        handler.send_response(200)
+        handler.send_header("Content-Type", "audio/basic")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(body[: len(body) // 2])
+        handler.wfile.flush()
+        time.sleep(10)  # then nothing, well inside the 10 s timeout
+
+    stub.handle = stall_after_half
+    query = build_query("Hello there.", "", "en", "", "ulaw", 8000)
+    request = TtsRequest(stub.url, query, 1.0, 5.0, 10.0)
+    chunks = request.chunks()
+    assert next(chunks)
+    threading.Timer(0.2, request.abort).start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        list(chunks)
+    assert time.monotonic() - started < 5  # not the 10 s timeout
