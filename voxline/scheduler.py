@@ -169,9 +169,11 @@ class Scheduler:
 
     def retry_after(self) -> int:
         """Seconds until a request arriving now would get a slot: its queue position times
-        the measured time per request, at least 1."""
+        the measured time per request, at least 1. The position counts the jobs ahead of it
+        beyond the free slots, so it is the same whether or not the loop has yet moved the
+        waiting jobs into free slots (counting all waiting jobs said 5 s where 4 were meant)."""
         with self._cond:
-            position = len(self._pending) + max(0, len(self._active) - self.max_active + 1)
+            position = max(0, len(self._pending) + len(self._active) - self.max_active + 1)
             return max(1, math.ceil(position * self._per_request_s))
 
     def _mark_completion(self, now: float) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.fakes import FakeEngine
+from tests.waiting import wait_until
 from voxline.audio import float_to_int16
 
 
@@ -164,13 +165,6 @@ def test_headers_wait_for_the_first_audio_then_audio_flows(make_app, engine):
     response.close()
 
 
-def wait_for(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
-
-
 def test_client_disconnect_closes_the_engine_generator(make_app, engine):
     engine.n_chunks = 50
     engine.permits = threading.Semaphore(1)
@@ -179,7 +173,7 @@ def test_client_disconnect_closes_the_engine_generator(make_app, engine):
     next(iter(body))
     body.close()  # what the WSGI server does when the client goes away
     engine.permits.release()  # let the engine finish the chunk it is waiting to make
-    wait_for(lambda: engine.closed == 1)
+    wait_until(lambda: engine.closed == 1)
     assert engine.chunks_made <= 2  # stopped within one chunk
     engine.permits = None
     assert app.test_client().post("/tts_stream", json={"text": "Next."}).status_code == 200
@@ -198,11 +192,9 @@ def test_queue_full_answers_503_with_retry_after(make_app, engine):
     for t in holders:
         t.start()
     scheduler = app.services.scheduler
-    deadline = time.monotonic() + 30  # generous: a loaded machine starts threads slowly
     # Both are queued at first; the scheduler's loop then admits one (CI once saw 2 waiting).
-    while (scheduler.active, scheduler.depth) != (1, 1) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert (scheduler.active, scheduler.depth) == (1, 1)
+    # 30 s: a loaded machine starts threads slowly.
+    wait_until(lambda: (scheduler.active, scheduler.depth) == (1, 1), 30, "one running, one queued")
     refused = app.test_client().post("/tts", json={"text": "Hi.", "cache": False})
     assert refused.status_code == 503
     assert refused.json["error"] == "queue_full"

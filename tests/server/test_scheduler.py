@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.fakes import FakeEngine
+from tests.waiting import wait_until
 from voxline.engines.base import SynthesisParams, Utterance, chunk_parts
 from voxline.scheduler import Cancelled, QueueFull, Scheduler, SynthesisError
 
@@ -103,6 +104,31 @@ def test_exclusive_tasks_run_on_the_loop_between_steps():
     assert seen == ["voxline-scheduler"]
     with pytest.raises(ZeroDivisionError):
         scheduler.run("boom", lambda: 1 / 0)
+
+
+def test_retry_after_counts_the_same_before_the_loop_admits():
+    """Four jobs for two slots, all still waiting (the only worker is busy with a task): a
+    fifth waits for three to finish, as it would once two of the four hold the slots."""
+    engine = FakeEngine(n_chunks=1)
+    engine.gate = threading.Event()  # admitted jobs hold their slots until the end
+    scheduler = Scheduler(max_active=2, max_queue=2, target_load=0)
+    holding, release = threading.Event(), threading.Event()
+    task = threading.Thread(target=scheduler.run,
+                            args=("hold", lambda: holding.set() or release.wait(10)))
+    task.start()
+    assert holding.wait(5)
+    handles = [scheduler.submit(f"r{i}", engine, utterances(engine)) for i in range(4)]
+    assert (scheduler.active, scheduler.depth) == (0, 4)
+    with pytest.raises(QueueFull) as refused:
+        scheduler.submit("r4", engine, utterances(engine))
+    assert refused.value.retry_after == scheduler.retry_after() == 3  # 3 x 1 s a request
+    release.set()
+    task.join(5)
+    wait_until(lambda: (scheduler.active, scheduler.depth) == (2, 2), 5, "two admitted")
+    assert scheduler.retry_after() == 3
+    engine.gate.set()
+    for handle in handles:
+        assert audio(handle)
 
 
 def test_retry_after_is_within_2x_of_the_real_wait(make_app):
