@@ -257,20 +257,21 @@ def pcm(audio) -> bytes:
 @pytest.mark.slow
 def test_a_dead_first_server_fails_over_at_once(tone):
     dead = f"http://127.0.0.1:{free_port()}"
-    started = time.monotonic()
-    audio = VoxlineClient([dead, tone.url], deadline=10).stream(TEXT, cache=False)
-    first_byte = time.monotonic() - started
+    waits: list[float] = []  # the client's own sleeps (a wall-clock bound flakes under load)
+    audio = VoxlineClient([dead, tone.url], deadline=10, sleep=waits.append).stream(
+        TEXT, cache=False)
     assert len(pcm(audio)) == TEXT_BYTES and audio.url == tone.url
-    assert first_byte < 0.5  # no backoff before trying the next server
+    assert waits == []  # no backoff before trying the next server
 
 
 @pytest.mark.slow
 def test_a_busy_server_is_skipped_for_the_next(busy, tone):
     direct = requests.post(busy.url + "/tts_stream", json={"text": TEXT}, timeout=10)
     assert direct.status_code == 503 and int(direct.headers["Retry-After"]) >= 1
-    started = time.monotonic()
-    audio = VoxlineClient([busy.url, tone.url], deadline=10).stream(TEXT, cache=False)
-    assert time.monotonic() - started < 0.5  # did not wait out the Retry-After first
+    waits: list[float] = []
+    audio = VoxlineClient([busy.url, tone.url], deadline=10, sleep=waits.append).stream(
+        TEXT, cache=False)
+    assert waits == []  # did not wait out the Retry-After first
     assert len(pcm(audio)) == TEXT_BYTES and audio.url == tone.url
 
 

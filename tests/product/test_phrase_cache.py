@@ -12,6 +12,7 @@ import pytest
 from tests.fakes import FakeEngine
 from tests.product.conftest import ADMIN, speech_like, write_clip
 from tests.server.test_api import call_wsgi
+from tests.waiting import wait_until
 from voxline.phrase_cache import PhraseCache, phrase_key
 
 REQUEST = {"text": "Thank you for calling.", "format": "pcm"}
@@ -20,6 +21,22 @@ REQUEST = {"text": "Thank you for calling.", "format": "pcm"}
 @pytest.fixture
 def app(make_app, engine):
     return make_app(engine)
+
+
+@pytest.fixture
+def lookups(app, monkeypatch) -> list[str]:
+    """The kind of every phrase-cache lookup the app makes ("lead", "follow" or "hit"), so a
+    test waits for requests to reach the cache instead of sleeping."""
+    phrases, kinds = app.services.phrases, []
+    lookup = phrases.lookup
+
+    def counted(key):
+        found = lookup(key)
+        kinds.append(found.kind)
+        return found
+
+    monkeypatch.setattr(phrases, "lookup", counted)
+    return kinds
 
 
 def test_second_identical_request_is_a_byte_identical_hit(app, engine):
@@ -73,7 +90,7 @@ def test_cache_off_by_setting(make_app, engine):
     assert engine.started == 2
 
 
-def test_concurrent_identical_requests_synthesise_once(app, engine):
+def test_concurrent_identical_requests_synthesise_once(app, engine, lookups):
     engine.gate = threading.Event()
     results: list = []
 
@@ -84,10 +101,8 @@ def test_concurrent_identical_requests_synthesise_once(app, engine):
     threads = [threading.Thread(target=ask) for _ in range(6)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 5
-    while engine.started == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.2)  # the others arrive while the first is still synthesising
+    # All six reach the cache while the first is still synthesising (held by the gate).
+    wait_until(lambda: len(lookups) == 6 and engine.started == 1, 10, "six lookups")
     engine.gate.set()
     for t in threads:
         t.join(10)
@@ -97,7 +112,7 @@ def test_concurrent_identical_requests_synthesise_once(app, engine):
     assert app.test_client().post("/tts_stream", json=REQUEST).headers["X-Voxline-Cache"] == "hit"
 
 
-def test_followers_keep_streaming_when_the_leader_hangs_up(app, engine):
+def test_followers_keep_streaming_when_the_leader_hangs_up(app, engine, lookups):
     engine.gate = threading.Event()
     _, leader = call_wsgi(app, method="POST", path="/tts_stream", json=REQUEST)
     chunks = iter(leader)
@@ -108,7 +123,7 @@ def test_followers_keep_streaming_when_the_leader_hangs_up(app, engine):
     thread = threading.Thread(target=lambda: follower.append(
         app.test_client().post("/tts_stream", json=REQUEST).data))
     thread.start()
-    time.sleep(0.2)
+    wait_until(lambda: lookups == ["lead", "follow"], 10, "the follower joining the render")
     engine.gate.set()
     leader.close()  # the leader's client goes away mid-stream
     thread.join(10)

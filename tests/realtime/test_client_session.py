@@ -9,6 +9,7 @@ import pytest
 
 from tests.fakes import FakeEngine
 from tests.realtime.conftest import pcm
+from tests.waiting import wait_until
 from voxline_client.session import Session, VoxlineSessionError
 
 
@@ -64,6 +65,7 @@ def test_a_refused_segment_says_when_to_retry(serve):
     with Session(f"http://127.0.0.1:{server.port}") as session:
         session.append("One.", context_id="a")
         session.end("a")
+        wait_until(lambda: engine.started == 1)  # "a" holds the only slot before "b" is sent
         session.append("Two.", context_id="b")
         session.end("b")
         with pytest.raises(VoxlineSessionError) as caught:

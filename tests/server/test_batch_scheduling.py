@@ -20,12 +20,14 @@ class FakeBatcher(Batcher):
     def __init__(self, steps: int, step_s: float) -> None:
         self.steps, self.step_s = steps, step_s
         self.calls: list[tuple[list[str], bool]] = []  # (names advanced, returned chunks)
+        self.stepping = threading.Event()  # set once a decode step has run
 
     def advance(self, streams, interrupt):
         for _ in range(self.steps):
             time.sleep(self.step_s)
             for s in streams:
                 s.progress += 1
+            self.stepping.set()
             if interrupt():
                 break
         out = {}
@@ -100,12 +102,12 @@ def test_a_full_batch_advances_the_earliest_deadlines_in_turn():
 
 
 def test_a_newcomer_joins_a_running_batch_at_its_next_decode_step():
-    engine = BatchingEngine(steps=200, step_s=0.002)  # a chunk takes about 0.4 s
+    engine = BatchingEngine(steps=1000, step_s=0.002)  # a chunk takes over 2 s
     scheduler = Scheduler(max_active=8, max_batch=4)
     first = scheduler.submit("a", engine, job("a", 1))
     reader = threading.Thread(target=lambda: list(first.chunks()))
     reader.start()
-    time.sleep(0.1)  # "a" is mid-chunk
+    assert engine.batcher.stepping.wait(5)  # "a" is mid-chunk
     second = scheduler.submit("b", engine, job("b", 1))
     assert drain([second]) == {0: 1}
     reader.join(10)
