@@ -104,7 +104,7 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited {self.proc.returncode}:\n{self.read_log()}")
+                raise RuntimeError(f"gunicorn exited {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 if requests.get(self.url + "/ready", timeout=1).status_code == 200:
                     return self
@@ -112,10 +112,16 @@ class ServerProcess:
                 pass  # not listening yet, or too busy loading to answer within 1 s
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"server not ready in {timeout} s:\n{self.read_log()}")
+        raise RuntimeError(f"server not ready in {timeout} s:\n{self.log_tail()}")
 
     def read_log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
+        """The whole log (a line searched for can be far back: /ready polls add a line
+        every 0.2 s while a slow machine loads)."""
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self) -> str:
+        """The log's end, for an error message."""
+        return self.read_log()[-4000:]
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -67,15 +67,16 @@ def run_load(cluster: Cluster, action) -> tuple[list[Outcome], float, float]:
 
 def test_kill_one_replica_fails_only_its_streams_in_flight(cluster, reference):
     all_up(cluster)
-    outcomes, killed_at, _ = run_load(cluster, lambda: cluster.kill("r2"))
+    outcomes, killed_at, kill_done = run_load(cluster, lambda: cluster.kill("r2"))
     failed = [o for o in outcomes if not o.ok]
-    after = [o for o in outcomes if o.start > killed_at]
+    # A request started while kill() ran may reach r2 before the signal lands: neither side.
+    after = [o for o in outcomes if o.start > kill_done]
     print(f"kill -9: {len(outcomes)} requests, {len(failed)} failed, {len(after)} after the kill")
     # Streams that were on r2 when it died, and only those, fail: visibly (an exception
     # while reading a chunked body cut short), never as a short "successful" stream.
     assert failed, "no stream was in flight on the killed replica: the test proved nothing"
     for out in failed:
-        assert out.replica == "r2" and out.start < killed_at < out.end, out
+        assert out.replica == "r2" and out.start < kill_done and killed_at < out.end, out
         assert out.status == 200 and "IncompleteRead" in (out.error or ""), out
         assert len(out.data) < len(reference)
     # Every request started after the kill succeeds, whole and byte-exact.
@@ -165,7 +166,9 @@ def test_half_request_connections_do_not_hold_replicas(cluster):
                 f"{name}: p50 {calm * 1000:.2f} ms quiet, {loaded * 1000:.2f} ms with 200 "
                 "half requests"
             )
-            assert loaded <= 2 * calm, name
+            # Held workers cost seconds (up to the 5 s request timeout); a p50 near 1 ms
+            # doubles on scheduling noise alone, hence the 10 ms floor.
+            assert loaded <= 2 * calm + 0.010, name
         # The proxy, not a worker, ends them: 408 after its 5 s request timeout.
         replies = attack.replies()
     finally:

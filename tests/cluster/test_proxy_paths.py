@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from devtools.cluster import Cluster, Proxy, find_haproxy, free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +53,12 @@ def test_every_replica_down_is_a_json_503_with_retry_after(proxy_for):
     assert response.json()["error"] == "unavailable"
 
 
+def holding(url: str) -> bool:
+    """Whether a replica is rendering or has a request waiting (its /health)."""
+    health = requests.get(url + "/health", timeout=5).json()
+    return health["busy"] or health["queue_depth"] > 0
+
+
 def test_every_replica_full_passes_their_503_after_one_retry(tmp_path):
     env = {
         "VOXLINE_MAX_ACTIVE": "1",
@@ -72,7 +79,8 @@ def test_every_replica_full_passes_their_503_after_one_retry(tmp_path):
         ]
         for thread in holders:
             thread.start()
-        time.sleep(0.5)  # one stream on each replica (leastconn)
+        # One stream on each replica (leastconn) before the third comes.
+        wait_until(lambda: all(holding(r.url) for r in cluster.replicas), 10, "two streams")
         refused = requests.post(cluster.url + "/tts_stream", json=body, timeout=30)
         for thread in holders:
             thread.join(30)

@@ -118,6 +118,9 @@ def test_speak_like_an_llm_plays_every_sample(server, browser):
     session = open_page(browser, server.url)["session"]
     assert session["format"] == "pcm" and session["sample_rate"] == 22050
     set_text(browser, SHORT_TEXT)
+    word_ms = browser.find_element("id", "word-ms")
+    word_ms.clear()
+    word_ms.send_keys("200")  # ~2 s of typing: room for first audio on a busy machine
     browser.find_element("id", "speak-button").click()
     done = wait_for(browser, lambda s: s["done"] is not None, 30, "speech.audio.done")
     rate = session["sample_rate"]
@@ -351,6 +354,11 @@ def test_api_key_then_voice_upload_then_speak_with_it(keyed_xtts_server, browser
     while not status.text.startswith("added") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert status.text == "added pagevoice"
+    # "added" shows before the page refills #voice (two fetches): wait for the new option.
+    option = '#voice option[value="pagevoice"]'
+    deadline = time.monotonic() + 10
+    while not browser.find_elements("css selector", option) and time.monotonic() < deadline:
+        time.sleep(0.05)
     Select(browser.find_element("id", "voice")).select_by_value("pagevoice")
     wait_for(
         browser,
@@ -376,7 +384,9 @@ def test_speak_reopens_a_session_the_server_closed_when_idle(spawn_server, brows
     server = spawn_server(
         VOXLINE_ENGINE="tone", VOXLINE_SESSION_IDLE_S="1", VOXLINE_PHRASE_CACHE_MB="0"
     )
-    open_page(browser, server.url)
+    # "ready" lasts only the 1 s idle timeout; the settings of session.updated stay.
+    browser.get(server.url + "/")
+    wait_for(browser, lambda s: s["session"] is not None, 15, "session.updated")
     wait_for(browser, lambda s: s["state"] == "closed", 10, "the idle timeout")
     assert "idle" in browser.find_element("id", "status").text
     set_text(browser, "Back again.")
