@@ -214,13 +214,15 @@ def make_speaker():
             )
             self.pushed = 0.0
             self.started_at: float | None = None
+            self.stopped_at: float | None = None  # the barge-in: the clock stops there
             self.words: list = []
             self._done: asyncio.TimerHandle | None = None
 
         def played(self) -> float:
             if self.started_at is None:
                 return 0.0
-            return min(self.pushed, time.time() - self.started_at)
+            now = self.stopped_at if self.stopped_at is not None else time.time()
+            return min(self.pushed, now - self.started_at)
 
         async def capture_frame(self, frame) -> None:
             await super().capture_frame(frame)
@@ -245,7 +247,7 @@ def make_speaker():
                 self._finish(self.played(), interrupted=True)
 
         def _finish(self, position: float, *, interrupted: bool) -> None:
-            self.pushed, self.started_at, self._done = 0.0, None, None
+            self.pushed, self.started_at, self.stopped_at, self._done = 0.0, None, None, None
             self.on_playback_finished(playback_position=position, interrupted=interrupted)
 
     return _Speaker()
@@ -284,6 +286,9 @@ def test_an_interrupted_agent_records_the_words_heard(piper_server):
         cut = max(inside, key=lambda w: w.end_time - w.start_time)
         while speaker.played() < (cut.start_time + cut.end_time) / 2:
             await asyncio.sleep(0.005)
+        # The caller barges in here; the device stops playing at once (the session's own
+        # reading of the position comes a few event-loop hops later, at clear_buffer).
+        speaker.stopped_at = time.time()
         played = speaker.played()
         handle.interrupt()
         await handle

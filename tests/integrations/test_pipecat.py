@@ -91,7 +91,7 @@ def test_an_interruption_cancels_the_turn(pipecat_python, tone_server, tmp_path)
     acks = [m for m in cut_messages if m["type"] == "context.cancelled"]
     assert len(acks) == 1
     ack_at = acks[0]["at"]
-    assert ack_at - report["interrupted_at"] < 0.5
+    assert ack_at - report["interrupted_at"] < 1.0  # two processes on a loaded machine
     # After the ack: no audio, no segment and no done of the interrupted turn.
     assert [m["type"] for m in cut_messages if m["at"] > ack_at] == []
     heard = len(turn_audio(tmp_path, 0))
