@@ -41,13 +41,21 @@ def make_app(tmp_path):
     """Build an app around an injected engine, loaded synchronously."""
     from voxline.server.app import create_app
 
+    apps = []
+
     def build(engine, **settings):
         base = {"speakers_dir": tmp_path / "speakers", "cache_dir": tmp_path / "cache",
                 "lexicons_dir": tmp_path / "lexicons", "warmup": False}
         base.update(settings)
-        return create_app({"settings": base, "engine": engine, "background": False})
+        apps.append(create_app({"settings": base, "engine": engine, "background": False}))
+        return apps[-1]
 
-    return build
+    yield build
+    # Stop each app's scheduler workers (not waiting for work a test left blocked): idle
+    # workers of earlier tests would otherwise keep waking and taking the GIL from later
+    # in-process timing tests (168 of them after the server, product and realtime tests).
+    for app in apps:
+        app.services.close(timeout=0)
 
 
 @pytest.fixture

@@ -125,6 +125,7 @@ class Scheduler:
         self._tasks: deque[tuple[Callable[[], Any], queue.Queue]] = deque()
         self._numbers = itertools.count()
         self._threads: list[threading.Thread] = []
+        self._stopped = False  # `stop`: workers end once no work is left
         self._costs: dict[Engine, RenderCosts] = {}
         self._renders: dict[Engine, int] = {}  # steps in progress per engine
         # Admission decisions so far, by decision: /metrics voxline_admissions_total.
@@ -194,6 +195,7 @@ class Scheduler:
         job = Job(request_id, engine, list(sentences), client_gone, consumed,
                   number=next(self._numbers), arrival=self.clock())
         with self._cond:
+            self._refuse_if_stopped()
             self._admit_or_refuse(job, costs)
             self._arrivals += 1
             if self._last_mark is None:
@@ -234,6 +236,7 @@ class Scheduler:
         return its result."""
         result: queue.Queue = queue.Queue(maxsize=1)
         with self._cond:
+            self._refuse_if_stopped()
             self._tasks.append((fn, result))
             self._ensure_threads(1)
             self._cond.notify_all()
@@ -246,6 +249,20 @@ class Scheduler:
         with self._cond:
             self._cond.notify_all()
 
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the worker threads once the work in hand is done (an app torn down inside a
+        longer-lived process: each idle worker otherwise wakes twice a second for good)."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout)
+
+    def _refuse_if_stopped(self) -> None:
+        if self._stopped:
+            raise RuntimeError("the scheduler was stopped")
+
     def _ensure_threads(self, count: int) -> None:
         """Start worker threads up to `count` (under the lock)."""
         while len(self._threads) < count:
@@ -256,32 +273,37 @@ class Scheduler:
     # The workers --------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        while True:
-            self._turn()
+        while self._turn():
+            pass
 
-    def _turn(self) -> None:
-        """One turn of a worker's loop. Its own frame on purpose: the jobs it stepped must not
-        stay referenced from the loop while it waits (they hold their requests' encoders; kept
-        alive in this daemon thread at interpreter exit, soxr's nanobind objects were reported
-        leaked)."""
+    def _turn(self) -> bool:
+        """One turn of a worker's loop; False once stopped with no work left. Its own frame
+        on purpose: the jobs it stepped must not stay referenced from the loop while it waits
+        (they hold their requests' encoders; kept alive in this daemon thread at interpreter
+        exit, soxr's nanobind objects were reported leaked)."""
         task, claimed = self._next_work()
         if task is not None:
             REQUEST_ID.set(NO_REQUEST)
             self._run_task(*task)
             self._wake()
-            return
+            return True
+        if not claimed:
+            return False
         try:
             self._step(claimed)
         finally:
             self._release(claimed)
+        return True
 
     def _next_work(self) -> tuple[tuple | None, list[Job]]:
         """Wait for work; admit waiting jobs; return a task (once no step runs), or the jobs
-        this worker steps next, most urgent first."""
+        this worker steps next, most urgent first; nothing once stopped and idle."""
         with self._cond:
             while True:
                 self._drop_cancelled()
                 self._admit()
+                if self._stopped and not (self._tasks or self._active or self._pending):
+                    return None, []
                 if self._tasks:
                     if not any(self._renders.values()):
                         return self._tasks.popleft(), []

@@ -21,14 +21,20 @@ class Server:
         self.http = make_server("127.0.0.1", 0, app, threaded=True)
         self.port = self.http.server_port
         self.url = f"ws://127.0.0.1:{self.port}/v1/audio/speech/stream"
+        self.clients: list[Client] = []
         threading.Thread(target=self.http.serve_forever, daemon=True).start()
 
     def connect(self, query: str = "", **kwargs) -> Client:
         # Entered as a context manager: websockets >= 17.1 warns about direct use otherwise.
         ws = connect(self.url + query, open_timeout=5, close_timeout=2, **kwargs).__enter__()
-        return Client(ws)
+        self.clients.append(Client(ws))
+        return self.clients[-1]
 
     def stop(self) -> None:
+        """Close the clients a test left open (their sessions would idle on for a minute,
+        polling), then the listener."""
+        for client in self.clients:
+            client.close()
         self.http.shutdown()
 
 

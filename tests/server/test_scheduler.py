@@ -165,3 +165,20 @@ def test_retry_after_is_within_2x_of_the_real_wait(make_app):
     waited = max(first for _, first, _, _ in served)  # the last one admitted
     for _, _, retry_after, _ in refused:
         assert waited / 2 <= int(retry_after) <= 2 * waited, (retry_after, waited)
+
+
+def test_stop_finishes_the_work_in_hand_then_ends_the_workers():
+    engine = FakeEngine(n_chunks=3)
+    engine.gate = threading.Event()
+    scheduler = Scheduler()
+    before = set(threading.enumerate())
+    handle = scheduler.submit("r", engine, utterances(engine))
+    (worker,) = {t for t in threading.enumerate() if t.name == "voxline-scheduler"} - before
+    scheduler.stop(timeout=0)  # while the job still waits on the engine
+    with pytest.raises(RuntimeError):
+        scheduler.submit("late", engine, utterances(engine))
+    assert worker.is_alive()
+    engine.gate.set()
+    assert len(audio(handle)) == 3  # the job in hand is served whole
+    worker.join(5)
+    assert not worker.is_alive()

@@ -76,6 +76,11 @@ class Services:
         self.draining = True
         logger.info("draining: /ready answers 503 from now on")
 
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the scheduler's workers once their work is done, waiting up to `timeout` (an
+        app built and dropped inside a longer-lived process; a gunicorn worker just exits)."""
+        self.scheduler.stop(timeout)
+
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)
 
