@@ -179,36 +179,32 @@ def test_audiosocket_speaks_when_the_first_server_is_dead(stub):
         service.stop()
 
 
+def closing_reply(handler, body: bytes, stall_s: float = 0.0) -> None:
+    """Answer with `Connection: close` and no length (the body ends with the connection),
+    then send nothing more for `stall_s`."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "audio/basic")
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    handler.wfile.write(body)
+    handler.wfile.flush()
+    time.sleep(stall_s)
+    handler.close_connection = True
+
+
 def test_a_reply_that_closes_its_connection_still_streams(stub):
     """`Connection: close` (a draining gunicorn, an HTTP/1.0 proxy): http.client drops its
     socket at the reply, but the body must still stream under the client's own timeouts."""
-    def close_after(handler) -> None:
-        body = tone_ulaw("Hello there.")
-        handler.send_response(200)
-        handler.send_header("Content-Type", "audio/basic")
-        handler.send_header("Connection", "close")
-        handler.end_headers()
-        handler.wfile.write(body)
-        handler.close_connection = True
-
-    stub.handle = close_after
+    stub.handle = lambda handler: closing_reply(handler, tone_ulaw("Hello there."))
     assert fetch(stub.url) == tone_ulaw("Hello there.")
 
 
 def test_abort_unblocks_a_reply_that_closes_its_connection(stub):
     """A hang-up (abort from another thread) ends a stalled read after a closing reply too:
     the socket to shut is the one the reply reads, which http.client no longer holds."""
-    def stall_after_half(handler) -> None:
-        body = tone_ulaw("Hello there.")
-        handler.send_response(200)
-        handler.send_header("Content-Type", "audio/basic")
-        handler.send_header("Connection", "close")
-        handler.end_headers()
-        handler.wfile.write(body[: len(body) // 2])
-        handler.wfile.flush()
-        time.sleep(10)  # then nothing, well inside the 10 s timeout
-
-    stub.handle = stall_after_half
+    half = tone_ulaw("Hello there.")[:800]
+    # Then nothing for 10 s, the request's whole timeout: only the abort can end it sooner.
+    stub.handle = lambda handler: closing_reply(handler, half, stall_s=10)
     query = build_query("Hello there.", "", "en", "", "ulaw", 8000)
     request = TtsRequest(stub.url, query, 1.0, 5.0, 10.0)
     chunks = request.chunks()
