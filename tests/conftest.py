@@ -79,6 +79,7 @@ def loading_app(tmp_path):
                       "engine": SlowVoices()})
     yield app, gate
     gate.set()
+    app.services.close(timeout=0)
 
 
 @pytest.fixture(scope="session")
