@@ -14,6 +14,8 @@ import time
 import pytest
 import requests
 
+from tests.waiting import wait_until
+
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium")
@@ -356,9 +358,7 @@ def test_api_key_then_voice_upload_then_speak_with_it(keyed_xtts_server, browser
     assert status.text == "added pagevoice"
     # "added" shows before the page refills #voice (two fetches): wait for the new option.
     option = '#voice option[value="pagevoice"]'
-    deadline = time.monotonic() + 10
-    while not browser.find_elements("css selector", option) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: browser.find_elements("css selector", option), 10, "the new voice")
     Select(browser.find_element("id", "voice")).select_by_value("pagevoice")
     wait_for(
         browser,

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from calls import agi_call, start_call
 
+from tests.waiting import wait_until
+
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
 TWO_SENTENCES = "Thank you for calling Voxline, the voice server. Your call matters to us."
@@ -151,18 +153,12 @@ def test_caller_hangup_ends_the_script_at_once(asterisk, tap, call_id):
     variables.update({"VOXLINE_TEXT": LONG_SENTENCE + " " + LONG_SENTENCE, "HANGUP_AFTER": "2"})
     start_call(asterisk, call_id, "agi", "hangup", variables)
     marker = str(asterisk.run_dir)
-    deadline = time.monotonic() + 10
-    while not agi_processes(marker) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: agi_processes(marker), 10, "the AGI script's start")
     pids = agi_processes(marker)
-    assert pids, "the AGI script never started"
     # Note when the script is gone while it happens; the hang-up time (the caller's `h`
     # extension) is read after, so wait_db's CLI round trips do not count as the script's.
-    deadline = time.monotonic() + 20
-    while any(running(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: not any(running(p) for p in pids), 20, "the AGI script's exit")
     gone_at = time.time()
-    assert not any(running(p) for p in pids)
     ended = float(asterisk.wait_db("voxline-test", f"{call_id}-end", 15))
     assert 0 <= gone_at - ended < 0.5, gone_at - ended
     # The folder exists once a prompt was stored: the hang-up may come before the first one.
